@@ -1,0 +1,584 @@
+"""Client on a scripted fake network and fake clock: exact bytes, ack flows, timing.
+
+Every time bound is checked against the fake clock, so "within command_timeout" means
+exactly that, without sleeping. Real-broker behaviour is in test_live.py.
+"""
+
+import errno
+
+import pytest
+
+from fakenet import FakePort, connected_client
+from umqtt_paho import BREAK_LOOP, RECOVERED, Client, MQTTError
+from umqtt_paho import errors as E
+from umqtt_paho import packet as pk
+
+
+def publish_bytes(topic, payload, qos=0, pid=0, dup=False, retain=False):
+    buf = bytearray(1024)
+    n = pk.encode_publish(buf, topic, len(payload), qos, retain, dup, pid)
+    return bytes(buf[:n]) + payload
+
+
+# ---- connect --------------------------------------------------------------------------
+
+
+def test_connect_writes_exact_connect_and_reads_connack():
+    c, port = connected_client(keepalive=60)
+    assert port.net.writes[0] == bytes(
+        [0x10, 14]  # CONNECT, remaining length 14
+        + [0, 4] + list(b"MQTT")  # protocol name
+        + [4]  # level 4: MQTT 3.1.1
+        + [0x02]  # flags: clean session
+        + [0, 60]  # keepalive 60 s
+        + [0, 2] + list(b"c1")  # client id
+    )
+    assert port.net.open_args[:2] == ("broker.test", 1883)
+    assert c.connected() and c.get_rc() == 0 and c.session_present is False
+
+
+def test_connect_with_will_credentials_and_mqtt31():
+    port = FakePort()
+    c = Client("dev", port=port, protocol=3, clean_session=False)
+    c.set_will("dev/status", "offline", qos=1, retain=True)
+    c.set_username_pw("alice", "secret")
+    c.connect("h", 30, port=8883, start_loop=False)
+    first, body = port.broker.received[0]
+    assert first == 0x10
+    assert body == (
+        b"\x00\x06MQIsdp" + b"\x03"  # MQTT 3.1 name and level
+        + bytes([0x80 | 0x40 | 0x20 | 0x08 | 0x04])  # user, password, will retain/qos1/will
+        + b"\x00\x1e"  # keepalive 30
+        + b"\x00\x03dev"
+        + b"\x00\x0adev/status" + b"\x00\x07offline"
+        + b"\x00\x05alice" + b"\x00\x06secret"
+    )
+
+
+def test_connack_refused_sets_rc_and_raises():
+    port = FakePort()
+    port.broker.connack_rc = 5
+    c = Client("c", port=port)
+    with pytest.raises(MQTTError) as ei:
+        c.connect("h", 60, start_loop=False)
+    assert ei.value.code == E.ERR_CONN_REFUSED
+    assert "not authorised" in str(ei.value) and "CONNACK 5" in str(ei.value)
+    assert c.get_rc() == 5 and not c.connected()
+    assert port.net.closed
+
+
+def test_no_connack_times_out_at_command_timeout():
+    port = FakePort()
+    port.broker.auto_connack = False
+    c = Client("c", port=port, command_timeout=3000, cycle_timeout=500)
+    with pytest.raises(MQTTError) as ei:
+        c.connect("h", 60, start_loop=False)
+    assert ei.value.code == E.ERR_TIMEOUT and "CONNACK" in str(ei.value)
+    assert 3000 <= port.clock.now <= 3000 + 500
+    assert c.get_rc() == -1 and port.net.closed
+
+
+def test_first_packet_not_connack_is_a_protocol_error():
+    port = FakePort()
+    port.broker.auto_connack = False
+    c = Client("c", port=port)
+    port.Network  # noqa: B018
+    # the broker answers CONNECT with a PINGRESP
+    port.broker.on_packet = lambda first, body: port.broker.send(b"\xd0\x00")
+    with pytest.raises(MQTTError) as ei:
+        c.connect("h", 60, start_loop=False)
+    assert ei.value.code == E.ERR_PROTOCOL and "MQTT-3.2.0-1" in str(ei.value)
+
+
+def test_open_failure_is_raised_and_rc_is_minus_one():
+    port = FakePort()
+    port.open_error = OSError(errno.ECONNREFUSED, "refused")
+    c = Client("c", port=port)
+    with pytest.raises(OSError):
+        c.connect("h", 60, start_loop=False)
+    assert c.get_rc() == -1 and not c.connected()
+    assert c.reconnect() == -1 and isinstance(c.last_error, OSError)
+
+
+def test_reconnect_runs_breconnect_cb_first_and_returns_rc():
+    calls = []
+    port = FakePort()
+    c = Client("c", port=port)
+    c.connect(
+        "h",
+        60,
+        breconnect_cb=lambda cl: calls.append(("b", cl.connected())),
+        aconnect_cb=lambda cl: calls.append(("a", cl.connected())),
+        start_loop=False,
+    )
+    assert calls == [("a", True)]
+    port.broker.connack_rc = 3
+    assert c.reconnect() == 3 and c.get_rc() == 3 and not c.connected()
+    port.broker.connack_rc = 0
+    assert c.reconnect() == 0 and c.connected()
+    assert calls == [("a", True), ("b", True), ("b", False), ("a", True)]
+    assert len(port.networks) == 3
+
+
+def test_empty_client_id_rules():
+    with pytest.raises(ValueError, match="MQTT-3.1.3-7"):
+        Client("", clean_session=False, port=FakePort())
+    with pytest.raises(ValueError):
+        Client("", protocol=3, port=FakePort())
+    c, port = connected_client(client_id="")
+    assert port.broker.received[0][1].endswith(b"\x00\x00")  # empty id sent as such
+
+
+def test_password_never_in_repr_or_errors():
+    port = FakePort()
+    port.broker.connack_rc = 4
+    c = Client("c", port=port)
+    c.set_username_pw("alice", "hunter2-secret")
+    with pytest.raises(MQTTError) as ei:
+        c.connect("h", 60, start_loop=False)
+    assert "hunter2" not in repr(c) and "hunter2" not in str(ei.value)
+    assert "hunter2" not in repr(ei.value)
+
+
+# ---- publish --------------------------------------------------------------------------
+
+
+def test_publish_qos0_one_write_exact_bytes():
+    c, port = connected_client()
+    n = len(port.net.writes)
+    assert c.publish(b"a/b", b"hello") == 0
+    assert port.net.writes[n:] == [b"\x30\x0a\x00\x03a/bhello"]
+
+
+def test_publish_large_payload_goes_in_two_writes_without_copy():
+    c, port = connected_client(send_buffer=64)
+    n = len(port.net.writes)
+    payload = bytes(range(200))
+    c.publish("t", payload, qos=0, retain=True)
+    assert port.net.writes[n:] == [b"\x31\xcb\x01\x00\x01t", payload]
+
+
+def test_publish_qos1_waits_for_puback():
+    c, port = connected_client()
+    n = len(port.net.writes)
+    assert c.publish("t/1", "x", qos=1) == 1
+    assert port.net.writes[n] == b"\x32\x08\x00\x03t/1\x00\x01x"
+    assert c.publish("t/1", "y", qos=1) == 2  # next packet id
+
+
+def test_publish_qos2_full_flow():
+    c, port = connected_client()
+    pid = c.publish("q2", b"m", qos=2)
+    assert pid == 1
+    types = port.broker.types_received()
+    assert types[-2:] == [pk.PUBLISH, pk.PUBREL]
+    assert port.net.writes[-1] == b"\x62\x02\x00\x01"  # PUBREL, flags 0010 [MQTT-3.6.1-1]
+
+
+def test_publish_qos1_without_puback_times_out_and_frees_its_slot():
+    c, port = connected_client(command_timeout=2000)
+    port.broker.auto_puback = False
+    t0 = port.clock.now
+    with pytest.raises(MQTTError) as ei:
+        c.publish("t", "x", qos=1)
+    assert ei.value.code == E.ERR_TIMEOUT and "PUBACK" in str(ei.value)
+    assert 2000 <= port.clock.now - t0 <= 2000 + 500
+    # the slot is free again; a late PUBACK for the old id is ignored
+    port.broker.send(b"\x40\x02\x00\x01")
+    port.broker.auto_puback = True
+    assert c.publish("t", "y", qos=1) == 2
+    assert c.connected()
+
+
+def test_publish_qos2_without_pubcomp_times_out():
+    c, port = connected_client(command_timeout=1000)
+    port.broker.auto_pubcomp = False
+    with pytest.raises(MQTTError, match="PUBCOMP"):
+        c.publish("t", "x", qos=2)
+
+
+def test_publish_argument_errors():
+    c, port = connected_client()
+    with pytest.raises(ValueError, match="qos"):
+        c.publish("t", "x", qos=3)
+    with pytest.raises(ValueError, match="MQTT-3.3.2-2"):
+        c.publish("a/+", "x")
+    with pytest.raises(ValueError, match="MQTT-4.7.3-1"):
+        c.publish("", "x")
+    c.disconnect()
+    with pytest.raises(MQTTError) as ei:
+        c.publish("t", "x")
+    assert ei.value.code == E.ERR_NO_CONN
+
+
+def test_inflight_table_is_bounded():
+    c, port = connected_client(max_inflight=1)
+    i = c._take_slot(1)  # one command already waiting
+    with pytest.raises(MQTTError) as ei:
+        c.publish("t", "x", qos=1)
+    assert ei.value.code == E.ERR_QUEUE_SIZE
+    c._free_slot(i)
+    assert c.publish("t", "x", qos=1) > 0
+
+
+def test_packet_ids_wrap_and_skip_ids_in_use():
+    c, port = connected_client(max_inflight=2)
+    c._pid = 65534
+    held = c._take_slot(1)  # takes 65535
+    assert c._slot_pid[held] == 65535
+    assert c.publish("t", "x", qos=1) == 1  # wraps to 1, never 0
+    c._free_slot(held)
+
+
+# ---- subscribe ------------------------------------------------------------------------
+
+
+def test_subscribe_exact_bytes_and_granted_qos():
+    c, port = connected_client()
+    assert c.subscribe("a/+/c", lambda *a: None, qos=2) == 2
+    assert port.net.writes[-1] == b"\x82\x0a\x00\x01\x00\x05a/+/c\x02"
+    port.broker.auto_suback = 1
+    assert c.subscribe("b", lambda *a: None, qos=2) == 1  # broker downgraded
+
+
+def test_subscribe_refused_raises_and_forgets_the_function():
+    c, port = connected_client()
+    port.broker.auto_suback = 0x80
+    with pytest.raises(MQTTError) as ei:
+        c.subscribe("secret/#", lambda *a: None, qos=1)
+    assert ei.value.code == E.ERR_SUBSCRIBE_REFUSED and "0x80" in str(ei.value)
+    assert c._handlers == []
+
+
+def test_subscribe_before_connect_is_sent_after_connack_unless_session_present():
+    port = FakePort()
+    c = Client("c", port=port, clean_session=False)
+    assert c.subscribe("cmd/#", lambda *a: None, qos=1) is None
+    c.connect("h", 60, start_loop=False)
+    assert port.broker.types_received() == [pk.CONNECT, pk.SUBSCRIBE]
+    port.broker.session_present = 1
+    assert c.reconnect() == 0 and c.session_present
+    assert port.broker.types_received() == [pk.CONNECT, pk.SUBSCRIBE, pk.CONNECT]
+
+
+def test_unsubscribe_sends_and_waits_for_unsuback():
+    c, port = connected_client()
+    c.subscribe("x", lambda *a: None)
+    c.unsubscribe("x")
+    assert port.net.writes[-1] == b"\xa2\x05\x00\x02\x00\x01x"
+    assert c._handlers == []
+
+
+# ---- inbound messages -----------------------------------------------------------------
+
+
+def test_inbound_qos0_and_qos1_delivered_then_acked():
+    got = []
+    c, port = connected_client()
+    c.subscribe("s/#", lambda cl, p, t: got.append((t, p, len(port.net.writes))))
+    port.broker.send(publish_bytes(b"s/0", b"zero"))
+    port.broker.send(publish_bytes(b"s/1", b"one", qos=1, pid=7))
+    assert c.cycle() == pk.PUBLISH and c.cycle() == pk.PUBLISH
+    n = len(port.net.writes)
+    assert [g[:2] for g in got] == [("s/0", b"zero"), ("s/1", b"one")]
+    assert port.net.writes[-1] == b"\x40\x02\x00\x07"  # PUBACK after the callback ran
+    assert got[1][2] == n - 1
+
+
+def test_inbound_qos2_delivered_exactly_once():
+    got = []
+    c, port = connected_client()
+    c.subscribe("q", lambda cl, p, t: got.append(p), qos=2)
+    msg = publish_bytes(b"q", b"once", qos=2, pid=9)
+    dup = bytes([msg[0] | 0x08]) + msg[1:]
+    port.broker.send(msg)
+    c.cycle()
+    assert port.net.writes[-1] == b"\x50\x02\x00\x09"  # PUBREC
+    port.broker.send(dup)  # redelivered before PUBREL: acked, not delivered
+    c.cycle()
+    assert got == [b"once"] and port.net.writes[-1] == b"\x50\x02\x00\x09"
+    port.broker.send(b"\x62\x02\x00\x09")  # PUBREL
+    c.cycle()
+    assert port.net.writes[-1] == b"\x70\x02\x00\x09"  # PUBCOMP
+    port.broker.send(msg)  # same id after release: a new message
+    c.cycle()
+    assert got == [b"once", b"once"]
+
+
+def test_inbound_qos2_table_full_is_an_error_not_a_loss():
+    c, port = connected_client(max_inflight_in=2)
+    for pid in (1, 2, 3):
+        port.broker.send(publish_bytes(b"q", b"x", qos=2, pid=pid))
+    c.on_message = lambda *a: None
+    c.cycle()
+    c.cycle()
+    with pytest.raises(MQTTError) as ei:
+        c.cycle()
+    assert ei.value.code == E.ERR_QUEUE_SIZE
+    assert not c.connected()  # the broker will resend id 3 on the next connection
+
+
+def test_unmatched_messages_go_to_on_message_or_are_counted():
+    got = []
+    logs = []
+    c, port = connected_client()
+    c.on_log = lambda cl, lvl, text: logs.append(text)
+    port.broker.send(publish_bytes(b"early", b"1", qos=1, pid=1))
+    c.cycle()
+    assert c.unhandled == 1 and any("no function" in t for t in logs)
+    assert port.net.writes[-1] == b"\x40\x02\x00\x01"  # still acked
+    c.on_message = lambda cl, p, t: got.append((t, p))
+    port.broker.send(publish_bytes(b"early", b"2"))
+    c.cycle()
+    assert got == [("early", b"2")]
+
+
+def test_overlapping_filters_each_get_the_message_and_wildcards_match():
+    got = []
+    c, port = connected_client()
+    c.subscribe("home/+/temp", lambda cl, p, t: got.append(("plus", t)))
+    c.subscribe("home/#", lambda cl, p, t: got.append(("hash", t)))
+    c.subscribe("#", lambda cl, p, t: got.append(("all", t)))
+    port.broker.send(publish_bytes(b"home/kitchen/temp", b"21"))
+    port.broker.send(publish_bytes(b"$SYS/x", b"1"))
+    c.on_message = lambda cl, p, t: got.append(("default", t))
+    c.cycle()
+    c.cycle()
+    assert got == [
+        ("plus", "home/kitchen/temp"),
+        ("hash", "home/kitchen/temp"),
+        ("all", "home/kitchen/temp"),
+        ("default", "$SYS/x"),  # '#' does not match '$' topics [MQTT-4.7.2-1]
+    ]
+
+
+def test_callback_that_raises_is_reported_and_message_still_acked():
+    logs = []
+    c, port = connected_client()
+    c.on_log = lambda cl, lvl, text: logs.append((lvl, text))
+
+    def bad(cl, p, t):
+        raise RuntimeError("boom")
+
+    c.subscribe("t", bad, qos=1)
+    port.broker.send(publish_bytes(b"t", b"x", qos=1, pid=3))
+    assert c.cycle() == pk.PUBLISH
+    assert c.connected() and port.net.writes[-1] == b"\x40\x02\x00\x03"
+    assert any("boom" in text for _, text in logs)
+
+
+def test_callback_can_publish_qos1_nested():
+    c, port = connected_client()
+    seen = []
+
+    def echo(cl, p, t):
+        seen.append(cl.publish("echo", p, qos=1))
+
+    c.subscribe("in", echo)
+    port.broker.send(publish_bytes(b"in", b"ping"))
+    c.cycle()
+    assert seen == [2]  # pid 1 was the SUBSCRIBE
+    assert port.broker.types_received()[-1] == pk.PUBLISH
+
+
+def test_deliver_views_gives_memoryviews_without_copy():
+    got = []
+    c, port = connected_client()
+    c.deliver_views = True
+    c.subscribe("v", lambda cl, p, t: got.append((type(p), bytes(t), bytes(p))))
+    port.broker.send(publish_bytes(b"v", b"data"))
+    c.cycle()
+    assert got == [(memoryview, b"v", b"data")]
+
+
+def test_partial_reads_reassemble_packets():
+    got = []
+    c, port = connected_client()
+    port.net.chunk = 1  # the network hands over one byte per read
+    c.subscribe("p", lambda cl, p, t: got.append(p), qos=1)
+    port.broker.send(publish_bytes(b"p", b"x" * 300, qos=1, pid=5))
+    c.cycle()
+    assert got == [b"x" * 300]
+
+
+# ---- bad input from the broker --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbage, rule",
+    [
+        (b"\xf0\x00", "reserved packet type 15"),
+        (b"\x00\x00", "reserved packet type 0"),
+        (b"\x41\x02\x00\x01", "MQTT-2.2.2-1"),  # PUBACK with flag bits
+        (b"\x36\x05\x00\x01t\x00\x01", "MQTT-3.3.1-4"),  # QoS 3
+        (b"\x38\x04\x00\x01tx", "MQTT-3.3.1-2"),  # DUP at QoS 0
+        (b"\x32\x05\x00\x01t\x00\x00", "MQTT-2.3.1-1"),  # packet id 0
+        (b"\x30\x05\x00\x01+xy", "MQTT-3.3.2-2"),  # wildcard topic
+        (b"\x30\x05\x00\x02\xc0\x80x", "MQTT-1.5.3-1"),  # overlong UTF-8
+        (b"\x30\xff\xff\xff\xff\x01", "longer than 4 bytes"),
+        (b"\x20\x02\x00\x00", "CONNACK"),  # a second CONNACK
+        (b"\x82\x04\x00\x01\x00\x00", "SUBSCRIBE"),  # only a client sends it
+        (b"\xd0\x01\x00", "PINGRESP remaining length"),
+    ],
+)
+def test_garbage_from_broker_closes_the_session_with_a_clear_error(garbage, rule):
+    calls = []
+    c, port = connected_client()
+    c._loop_failure = lambda cl: calls.append(cl.last_error) or BREAK_LOOP
+    port.broker.send(garbage)
+    with pytest.raises(MQTTError) as ei:
+        c.cycle()
+    assert ei.value.code == E.ERR_PROTOCOL and rule in str(ei.value)
+    assert not c.connected() and port.net.closed
+    assert calls == [ei.value]
+
+
+def test_stall_mid_packet_is_bounded_by_command_timeout():
+    c, port = connected_client(command_timeout=4000)
+    port.broker.send(b"\x30\x0a\x00")  # PUBLISH that stops after 3 bytes
+    t0 = port.clock.now
+    with pytest.raises(MQTTError) as ei:
+        c.cycle()
+    assert ei.value.code == E.ERR_TIMEOUT and "mid-packet" in str(ei.value)
+    assert 4000 <= port.clock.now - t0 <= 4000 + 1
+
+
+def test_close_mid_packet_raises_at_once():
+    c, port = connected_client(command_timeout=4000)
+    port.broker.send(b"\x30\x0a\x00\x03a/")
+    port.net.eof = True
+    t0 = port.clock.now
+    with pytest.raises(OSError):
+        c.cycle()
+    assert port.clock.now == t0  # EOF is not mistaken for a timeout
+    assert not c.connected()
+
+
+def test_eof_between_packets_is_a_failure_not_a_timeout():
+    c, port = connected_client()
+    port.net.eof = True
+    with pytest.raises(OSError):
+        c.cycle()
+    assert not c.connected()
+
+
+def test_idle_cycle_returns_zero_after_cycle_timeout():
+    c, port = connected_client(cycle_timeout=250)
+    t0 = port.clock.now
+    assert c.cycle() == 0
+    assert port.clock.now - t0 == 250
+    assert c.cycle(40) == 0 and port.clock.now - t0 == 290
+
+
+def test_oversize_publish_is_drained_acked_counted_and_stream_stays_in_sync():
+    got = []
+    logs = []
+    c, port = connected_client(max_packet_size=64)
+    c.on_log = lambda cl, lvl, text: logs.append(text)
+    c._loop_failure = lambda cl: pytest.fail("loop_failure must not be called")
+    c.subscribe("big", lambda cl, p, t: got.append(p), qos=1)
+    port.broker.send(publish_bytes(b"big", b"y" * 1000, qos=1, pid=11))
+    port.broker.send(publish_bytes(b"big", b"small", qos=1, pid=12))
+    c.cycle()
+    c.cycle()
+    assert c.oversize_dropped == 1 and got == [b"small"]
+    acks = [w for w in port.net.writes if w[0] == 0x40]
+    assert acks == [b"\x40\x02\x00\x0b", b"\x40\x02\x00\x0c"]
+    assert any("1007" in t or "max_packet_size" in t for t in logs)
+    assert c.connected()
+
+
+# ---- keepalive ------------------------------------------------------------------------
+
+
+def test_pingreq_at_half_keepalive_when_idle_and_pingresp_clears_it():
+    c, port = connected_client(keepalive=10, cycle_timeout=500)
+    t0 = port.clock.now
+    while pk.PINGREQ not in port.broker.types_received():
+        c.cycle()
+    assert port.clock.now - t0 == 5000
+    assert port.net.writes[-1] == b"\xc0\x00"
+    c.cycle()  # reads the PINGRESP
+    assert not c._ping_outstanding
+
+
+def test_missing_pingresp_is_a_dead_link_within_1_5_keepalive():
+    calls = []
+    c, port = connected_client(keepalive=10, cycle_timeout=500)
+    c._loop_failure = lambda cl: calls.append(cl.last_error) or BREAK_LOOP
+    port.broker.auto_pingresp = False
+    t0 = port.clock.now
+    with pytest.raises(MQTTError) as ei:
+        while True:
+            c.cycle()
+    assert ei.value.code == E.ERR_KEEPALIVE
+    assert port.clock.now - t0 <= 15000  # last traffic at t0: 1.5 x keepalive
+    assert len(calls) == 1 and not c.connected()
+
+
+def test_pings_continue_while_waiting_for_an_ack():
+    c, port = connected_client(keepalive=4, command_timeout=10000)
+    port.broker.auto_puback = False
+    with pytest.raises(MQTTError):
+        c.publish("t", "x", qos=1)
+    assert port.broker.types_received().count(pk.PINGREQ) >= 2
+
+
+def test_keepalive_zero_never_pings():
+    c, port = connected_client(keepalive=0)
+    for _ in range(100):
+        c.cycle()
+    assert pk.PINGREQ not in port.broker.types_received()
+
+
+# ---- loop_failure ---------------------------------------------------------------------
+
+
+def test_loop_failure_recovered_reconnects_and_cycle_returns_minus_one():
+    def hook(cl):
+        assert isinstance(cl.last_error, OSError)
+        return RECOVERED if cl.reconnect() == 0 else BREAK_LOOP
+
+    c, port = connected_client()
+    c._loop_failure = hook
+    c.subscribe("s", lambda *a: None, qos=1)
+    port.net.eof = True
+    assert c.cycle() == -1
+    assert c.connected() and len(port.networks) == 2
+    # the subscription was renewed on the new connection (no session)
+    assert port.broker.types_received()[-2:] == [pk.CONNECT, pk.SUBSCRIBE]
+
+
+def test_loop_failure_that_raises_ends_the_loop_with_the_original_error():
+    c, port = connected_client()
+
+    def hook(cl):
+        raise ValueError("hook bug")
+
+    c._loop_failure = hook
+    c.on_log = lambda *a: None
+    port.net.eof = True
+    with pytest.raises(OSError):
+        c.cycle()
+
+
+def test_write_failure_closes_the_session():
+    c, port = connected_client()
+    port.write_error = OSError(errno.EPIPE, "broken pipe")
+    with pytest.raises(OSError):
+        c.publish("t", "x")
+    assert not c.connected() and port.net.closed
+
+
+def test_disconnect_sends_disconnect_and_closes():
+    c, port = connected_client()
+    c.disconnect()
+    assert port.net.writes[-1] == b"\xe0\x00" and port.net.closed and not c.connected()
+
+
+def test_cycle_without_threads_port_and_loop_refused():
+    port = FakePort()
+    c = Client("c", port=port)
+    with pytest.raises(MQTTError) as ei:
+        c.connect("h", 60)  # start_loop=True on a port without threads
+    assert ei.value.code == E.ERR_NOT_SUPPORTED and "cycle()" in str(ei.value)
