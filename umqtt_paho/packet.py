@@ -105,9 +105,9 @@ def _put_string(buf, pos, s):
     return pos + n
 
 
-def _check_qos(qos, what):
+def _check_qos(qos, what, rule):
     if qos != 0 and qos != 1 and qos != 2:
-        raise ValueError("%s QoS must be 0, 1 or 2, not %r [MQTT-3.3.1-4]" % (what, qos))
+        raise ValueError("%s QoS must be 0, 1 or 2, not %r [%s]" % (what, qos, rule))
 
 
 def _check_pid(pid):
@@ -148,7 +148,9 @@ def encode_connect(
     elif protocol == MQTTv31:
         name = b"MQIsdp"
         if not client_id:
-            raise ValueError("MQTT 3.1 needs a client id of 1 to 23 bytes [MQTT 3.1, 3.1]")
+            # MQTT 3.1 allows 1 to 23 characters; longer ids are left to the broker,
+            # which answers CONNACK 2 (many brokers accept them).
+            raise ValueError("MQTT 3.1 needs a non-empty client id (1 to 23 characters)")
     else:
         raise ValueError("protocol must be MQTTv31 (3) or MQTTv311 (4), not %r" % (protocol,))
     if not 0 <= keepalive <= 65535:
@@ -160,7 +162,7 @@ def encode_connect(
         why = topic_problem(will_topic, 0, len(will_topic))
         if why:
             raise ValueError("will topic " + why)
-        _check_qos(will_qos, "will")
+        _check_qos(will_qos, "will", "MQTT-3.1.2-14")
         _check_field(will_payload, "will payload")
         rl += 4 + len(will_topic) + len(will_payload)
         flags |= 0x04 | will_qos << 3 | (0x20 if will_retain else 0)
@@ -196,7 +198,7 @@ def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=
     The payload (payload_len bytes) is not written: the caller copies it after the
     header when it fits the buffer, or writes it straight from its own object.
     """
-    _check_qos(qos, "PUBLISH")
+    _check_qos(qos, "PUBLISH", "MQTT-3.3.1-4")
     if qos:
         _check_pid(pid)
     elif dup:
@@ -204,6 +206,8 @@ def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=
     why = topic_problem(topic, 0, len(topic))
     if why:
         raise ValueError("topic " + why)
+    if payload_len < 0:
+        raise ValueError("payload length must be >= 0")
     head = 2 + len(topic) + (2 if qos else 0)
     rl = head + payload_len
     if rl > MAX_REMAINING_LENGTH:
@@ -228,7 +232,9 @@ def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=
 
 
 def encode_ack(buf, ptype, pid):
-    """PUBACK, PUBREC, PUBREL or PUBCOMP [3.4-3.7]: 4 bytes."""
+    """PUBACK, PUBREC, PUBREL, PUBCOMP [3.4-3.7] (or a broker's UNSUBACK): 4 bytes."""
+    if (ptype < PUBACK or ptype > PUBCOMP) and ptype != UNSUBACK:
+        raise ValueError("encode_ack is for PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK")
     _check_pid(pid)
     if len(buf) < 4:
         raise MQTTError(ERR_PAYLOAD_SIZE, "an ack needs 4 bytes")
@@ -250,7 +256,7 @@ def encode_subscribe(buf, pid, filters):
         why = filter_problem(f)
         if why:
             raise ValueError("topic filter " + why)
-        _check_qos(qos, "subscription")
+        _check_qos(qos, "subscription", "MQTT-3.8.3-4")
         rl += 3 + len(f)
     # SUBSCRIBE's reserved flags are 0010 [MQTT-3.8.1-1]
     pos = _start(buf, SUBSCRIBE << 4 | 0x02, rl, "SUBSCRIBE")
@@ -369,7 +375,9 @@ def decode_connack(first, mv, pos, rl):
 def decode_ack(first, mv, pos, rl):
     """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK [3.4-3.7, 3.11]: the packet id."""
     if rl != 2:
-        raise _bad("%s remaining length must be 2, not %d" % (type_name(first >> 4), rl))
+        t = first >> 4
+        section = "3.11.1" if t == UNSUBACK else "3.%d.1" % t  # PUBACK 3.4.1 .. PUBCOMP 3.7.1
+        raise _bad("%s remaining length must be 2, not %d [%s]" % (type_name(t), rl, section))
     pid = mv[pos] << 8 | mv[pos + 1]
     if pid == 0:
         raise _bad("%s with packet id 0 [MQTT-2.3.1-1]" % type_name(first >> 4))
