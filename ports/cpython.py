@@ -16,9 +16,18 @@
 #                                  waiting for an ack that the loop thread has read
 
 import errno
+import select
 import socket
 import threading
 import time
+
+try:
+    import ssl
+
+    # A TLS record not complete yet is "no data yet", not an error.
+    _NOT_YET = (socket.timeout, BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+except ImportError:  # a CPython built without ssl
+    _NOT_YET = (socket.timeout, BlockingIOError)
 
 NAME = "cpython"
 
@@ -97,8 +106,16 @@ def _resolve(host, port, timeout_ms):
 
 
 class Network:
+    # The socket is non-blocking once open: every wait is a poll() with its own timeout,
+    # so the reading thread and a writing thread never share (or race on) a socket
+    # timeout. OpenSSL must not run one SSL object in two threads at once: the short,
+    # non-blocking TLS calls are serialised by _tls_lock.
+
     def __init__(self):
         self.sock = None
+        self._rpoll = None
+        self._wpoll = None
+        self._tls_lock = None
 
     def open(self, host, port, ssl_ctx, timeout_ms):
         deadline = ticks_ms() + timeout_ms
@@ -137,42 +154,67 @@ class Network:
             except BaseException:
                 sock.close()
                 raise
+            self._tls_lock = threading.Lock()
+        sock.setblocking(False)
+        self._rpoll = select.poll()
+        self._rpoll.register(sock, select.POLLIN)
+        self._wpoll = select.poll()
+        self._wpoll.register(sock, select.POLLOUT)
         self.sock = sock
 
     def read_into(self, buf, n, timeout_ms):
         sock = self.sock
         if sock is None:
             raise OSError(errno.ENOTCONN, "not connected")
-        sock.settimeout(timeout_ms / 1000 if timeout_ms > 0 else 0.0)
-        try:
-            got = sock.recv_into(buf, n)
-        except (socket.timeout, BlockingIOError):
-            return 0
-        except OSError as e:
-            # SSLWantReadError: a TLS record is not complete yet
-            if getattr(e, "errno", None) == 2 and type(e).__name__ == "SSLWantReadError":
-                return 0
-            raise
-        if got == 0:
-            raise OSError(errno.ECONNRESET, "connection closed by the broker")
-        return got
+        deadline = ticks_ms() + timeout_ms
+        lock = self._tls_lock
+        while True:
+            # Try first: a TLS socket may hold decrypted bytes that poll() cannot see.
+            try:
+                if lock is None:
+                    got = sock.recv_into(buf, n)
+                else:
+                    with lock:
+                        got = sock.recv_into(buf, n)
+            except _NOT_YET:
+                left = deadline - ticks_ms()
+                if left <= 0:
+                    return 0
+                self._rpoll.poll(left)
+                continue
+            if got == 0:
+                raise OSError(errno.ECONNRESET, "connection closed by the broker")
+            return got
 
     def write(self, buf, n, timeout_ms):
         sock = self.sock
         if sock is None:
             raise OSError(errno.ENOTCONN, "not connected")
-        sock.settimeout(max(timeout_ms, 1) / 1000)
-        try:
-            sock.sendall(memoryview(buf)[:n])
-        except socket.timeout:
-            raise OSError(errno.ETIMEDOUT, "write timed out after %d ms" % timeout_ms)
+        deadline = ticks_ms() + timeout_ms
+        mv = memoryview(buf)[:n]
+        lock = self._tls_lock
+        off = 0
+        while off < n:
+            try:
+                if lock is None:
+                    off += sock.send(mv[off:])
+                else:
+                    with lock:
+                        off += sock.send(mv[off:])
+                continue
+            except _NOT_YET:
+                pass
+            left = deadline - ticks_ms()
+            if left <= 0:
+                raise OSError(errno.ETIMEDOUT, "write timed out after %d ms" % timeout_ms)
+            self._wpoll.poll(left)
 
     def close(self):
         sock = self.sock
         self.sock = None
         if sock is not None:
             try:
-                # shutdown wakes another thread blocked in recv on this socket
+                # shutdown wakes another thread waiting in poll on this socket
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass

@@ -211,20 +211,53 @@ def test_publish_argument_errors():
     assert ei.value.code == E.ERR_NO_CONN
 
 
-def test_inflight_table_is_bounded():
-    c, port = connected_client(max_inflight=1)
-    i = c._take_slot(1)  # one command already waiting
+def test_inflight_table_full_waits_command_timeout_then_raises():
+    c, port = connected_client(max_inflight=1, command_timeout=3000)
+    i = c._try_take_slot(1)  # one command already waiting, its ack never comes
+    t0 = port.clock.now
     with pytest.raises(MQTTError) as ei:
         c.publish("t", "x", qos=1)
-    assert ei.value.code == E.ERR_QUEUE_SIZE
+    assert ei.value.code == E.ERR_QUEUE_SIZE and "max_inflight" in str(ei.value)
+    assert 3000 <= port.clock.now - t0 <= 3500
+    assert pk.PUBLISH not in port.broker.types_received()  # nothing was sent
     c._free_slot(i)
     assert c.publish("t", "x", qos=1) > 0
+
+
+def test_callback_publishes_do_not_nest_and_free_their_slots_on_ack():
+    c, port = connected_client(max_inflight=2)
+    port.broker.auto_puback = False  # acks come later, in a burst
+    sent = []
+    c.subscribe("ask", lambda cl, p, t: sent.append(cl.publish("reply", p, qos=1)))
+    for k in range(2):
+        port.broker.send(publish_bytes(b"ask", b"q%d" % k))
+        c.cycle()
+    assert len(sent) == 2 and c._nest == 0
+    assert [s for s in c._slot_state] == [1, 1]  # both wait for PUBACK, no waiter
+    port.broker.send(b"\x40\x02" + sent[0].to_bytes(2, "big"))
+    port.broker.send(b"\x40\x02" + sent[1].to_bytes(2, "big"))
+    c.cycle()
+    c.cycle()
+    assert list(c._slot_state) == [0, 0]
+
+
+def test_callback_publish_with_full_table_reads_nested_until_an_ack_frees_a_slot():
+    c, port = connected_client(max_inflight=1)
+    port.broker.auto_puback = False
+    sent = []
+    c.subscribe("ask", lambda cl, p, t: sent.append(cl.publish("reply", p, qos=1)))
+    port.broker.send(publish_bytes(b"ask", b"q0"))
+    c.cycle()  # slot taken by reply 0
+    port.broker.send(publish_bytes(b"ask", b"q1"))
+    port.broker.send(b"\x40\x02" + sent[0].to_bytes(2, "big"))  # ack of reply 0
+    c.cycle()  # q1's publish finds the table full, reads the ack nested, then sends
+    assert len(sent) == 2 and c._nest == 0
 
 
 def test_packet_ids_wrap_and_skip_ids_in_use():
     c, port = connected_client(max_inflight=2)
     c._pid = 65534
-    held = c._take_slot(1)  # takes 65535
+    held = c._try_take_slot(1)  # takes 65535
     assert c._slot_pid[held] == 65535
     assert c.publish("t", "x", qos=1) == 1  # wraps to 1, never 0
     c._free_slot(held)
@@ -305,17 +338,22 @@ def test_inbound_qos2_delivered_exactly_once():
     assert got == [b"once", b"once"]
 
 
-def test_inbound_qos2_table_full_is_an_error_not_a_loss():
+def test_inbound_qos2_table_full_forgets_the_oldest_id_not_the_connection():
+    # MQTT sets no limit on QoS 2 messages awaiting PUBREL (mosquitto sends more than
+    # 20), so a full table must not be fatal.
+    got = []
+    logs = []
     c, port = connected_client(max_inflight_in=2)
+    c.on_message = lambda cl, p, t: got.append(p)
+    c.on_log = lambda cl, lvl, text: logs.append(text)
     for pid in (1, 2, 3):
-        port.broker.send(publish_bytes(b"q", b"x", qos=2, pid=pid))
-    c.on_message = lambda *a: None
-    c.cycle()
-    c.cycle()
-    with pytest.raises(MQTTError) as ei:
+        port.broker.send(publish_bytes(b"q", b"m%d" % pid, qos=2, pid=pid))
         c.cycle()
-    assert ei.value.code == E.ERR_QUEUE_SIZE
-    assert not c.connected()  # the broker will resend id 3 on the next connection
+    assert got == [b"m1", b"m2", b"m3"] and c.connected()
+    assert c.qos2_evicted == 1 and any("forgot id 1" in t for t in logs)
+    port.broker.send(publish_bytes(b"q", b"m3", qos=2, pid=3, dup=True))
+    c.cycle()  # id 3 is still remembered: not delivered twice
+    assert got == [b"m1", b"m2", b"m3"]
 
 
 def test_unmatched_messages_go_to_on_message_or_are_counted():
@@ -582,3 +620,31 @@ def test_cycle_without_threads_port_and_loop_refused():
     with pytest.raises(MQTTError) as ei:
         c.connect("h", 60)  # start_loop=True on a port without threads
     assert ei.value.code == E.ERR_NOT_SUPPORTED and "cycle()" in str(ei.value)
+
+
+def test_callback_burst_beyond_table_and_nesting_gets_a_clear_error_and_is_still_acked():
+    # Replies from callbacks to a burst larger than max_inflight + nesting: the callback
+    # that finds no room gets ERR_QUEUE_SIZE (its reply was not accepted: it may retry),
+    # reported through on_log; the inbound messages are all acked.
+    c, port = connected_client(max_inflight=1)
+    port.broker.auto_puback = False
+    errors = []
+    logs = []
+    c.on_log = lambda cl, lvl, text: logs.append(text)
+
+    def answer(cl, p, t):
+        try:
+            cl.publish("reply", p, qos=1)
+        except MQTTError as e:
+            errors.append(e.code)
+            raise
+
+    c.subscribe("ask", answer, qos=1)
+    for k in range(7):
+        port.broker.send(publish_bytes(b"ask", b"q%d" % k, qos=1, pid=100 + k))
+    while c.cycle():
+        pass
+    assert errors and set(errors) == {E.ERR_QUEUE_SIZE}
+    assert any("nested" in t for t in logs)
+    acked = sorted(w[3] for w in port.net.writes if w[0] == 0x40)
+    assert acked == [100 + k for k in range(7)] and c.connected() and c._nest == 0

@@ -47,15 +47,19 @@ class Inbox:
             self.items.append((topic, bytes(payload)))
             self.cond.notify_all()
 
-    def wait(self, n, timeout=WAIT):
-        """Wait until at least n messages are in; return how many there are."""
+    def wait(self, n, timeout=WAIT, client=None):
+        """Wait until at least n messages are in; return how many there are.
+        With client: give up early once its background loop has ended."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while len(self.items) < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self.cond.wait(left)
+                if client is not None and not client._loop_running:
+                    time.sleep(0.05)  # let a last message land
+                    break
+                self.cond.wait(min(left, 0.1))
             return len(self.items)
 
     def payloads(self):
@@ -121,7 +125,9 @@ class DynsecMosquitto(Mosquitto):
                     "roles": [
                         {
                             "rolename": "okonly",
-                            "acls": [{"acltype": "subscribePattern", "topic": "ok/#", "allow": True}],
+                            "acls": [
+                                {"acltype": "subscribePattern", "topic": "ok/#", "allow": True}
+                            ],
                         }
                     ],
                     "anonymousGroup": "anon",
@@ -404,7 +410,8 @@ def test_persistent_session_queued_messages(mosquitto_persist, make_client, vari
             again.on_message = inbox
     again.connect(b.host, 10, port=b.port)
     assert again.session_present is True
-    assert inbox.wait(100) == 100, "got %d of 100; last_error=%r" % (len(inbox.items), again.last_error)
+    n = inbox.wait(100, client=again)
+    assert n == 100, "got %d of 100; last_error=%r" % (n, again.last_error)
     time.sleep(0.2)
     _check_100(inbox.items, topic)
     assert again.unhandled == 0
@@ -422,7 +429,8 @@ def test_persistent_session_survives_broker_restart(mosquitto_persist, make_clie
     again.on_message = inbox
     again.connect(b.host, 10, port=b.port)
     assert again.session_present is True
-    assert inbox.wait(100) == 100, "got %d of 100; last_error=%r" % (len(inbox.items), again.last_error)
+    n = inbox.wait(100, client=again)
+    assert n == 100, "got %d of 100; last_error=%r" % (n, again.last_error)
     _check_100(inbox.items, "keep")
 
 
@@ -438,7 +446,8 @@ def test_persistent_session_large_inbound_table(mosquitto_persist, make_client):
     again.subscribe("big/q2", inbox, 2)
     again.connect(b.host, 10, port=b.port)
     assert again.session_present is True
-    assert inbox.wait(100) == 100, "got %d of 100; last_error=%r" % (len(inbox.items), again.last_error)
+    n = inbox.wait(100, client=again)
+    assert n == 100, "got %d of 100; last_error=%r" % (n, again.last_error)
     time.sleep(0.2)
     _check_100(inbox.items, "big")
 
@@ -471,8 +480,11 @@ def test_round_trip_1000(mosquitto, make_client, qos):
 
 
 def test_concurrent_publishers_share_the_inflight_table(mosquitto, make_client):
-    sub = connected_client(make_client, mosquitto, "cc-sub")
-    pub = connected_client(make_client, mosquitto, "cc-pub")  # max_inflight=4
+    # 4 threads publish at QoS 1 and 2 through one client (max_inflight=4), all
+    # waiting for acks that the loop thread reads. (The subscriber gets a big inbound
+    # table so that this test is about the publishing side only.)
+    sub = connected_client(make_client, mosquitto, "cc-sub", max_inflight_in=256)
+    pub = connected_client(make_client, mosquitto, "cc-pub")
     inbox = Inbox()
     sub.subscribe("cc/#", inbox, 2)
     errors = []
@@ -481,7 +493,7 @@ def test_concurrent_publishers_share_the_inflight_table(mosquitto, make_client):
         try:
             for i in range(100):
                 pub.publish("cc/%d" % k, "%d-%d" % (k, i), 1 + (k & 1))
-        except Exception as e:  # pragma: no cover - reported below
+        except Exception as e:  # reported below
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
@@ -490,9 +502,34 @@ def test_concurrent_publishers_share_the_inflight_table(mosquitto, make_client):
     for t in threads:
         t.join(15)
     assert errors == []
-    assert inbox.wait(400) == 400
+    n = inbox.wait(400, client=sub)
+    assert n == 400, "got %d; sub.last_error=%r" % (n, sub.last_error)
     for k in range(4):
-        assert [p for t, p in inbox.items if t == "cc/%d" % k] == [b"%d-%d" % (k, i) for i in range(100)]
+        got = [p for t, p in inbox.items if t == "cc/%d" % k]
+        assert got == [b"%d-%d" % (k, i) for i in range(100)]
+
+
+def test_qos2_burst_default_inbound_table(mosquitto, make_client):
+    # MQTT 3.1.1 has no receive maximum: a broker may send any number of QoS 2
+    # PUBLISHes before its PUBRELs. A burst from a fast publisher (paho, 20 in
+    # flight) must not make a default subscriber drop the link and lose messages.
+    sub = connected_client(make_client, mosquitto, "burst-sub")
+    inbox = Inbox()
+    sub.subscribe("burst/t", inbox, 2)
+    p = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="burst-pub")
+    p.connect(mosquitto.host, mosquitto.port, 10)
+    p.loop_start()
+    try:
+        infos = [p.publish("burst/t", b"%d" % i, 2) for i in range(300)]
+        for info in infos:
+            info.wait_for_publish(5)
+        n = inbox.wait(300, 5, client=sub)
+    finally:
+        p.disconnect()
+        p.loop_stop()
+    assert n == 300, "got %d of 300; last_error=%r" % (n, sub.last_error)
+    assert inbox.payloads() == [b"%d" % i for i in range(300)]
+    assert sub.connected()
 
 
 def test_callback_publishes_qos1(mosquitto, make_client):
@@ -509,7 +546,7 @@ def test_callback_publishes_qos1(mosquitto, make_client):
     asker = connected_client(make_client, mosquitto, "nest-ask")
     for i in range(20):
         asker.publish("nest/ask", "q%d" % i, 1)
-    assert replies.wait(20) == 20
+    assert replies.wait(20, timeout=2) == 20
     assert replies.payloads() == [b"re:q%d" % i for i in range(20)]
     assert echo.connected() and echo._loop_running
 
@@ -835,6 +872,50 @@ def test_waiting_publish_woken_by_dead_link(mosquitto, make_client):
     assert ei.value.code == 7, repr(ei.value)  # ERR_CONN_LOST
     assert elapsed < 3.5
     assert not c.connected()
+
+
+def test_reader_timeout_not_stolen_by_writer(mosquitto, make_client):
+    # The loop thread is paused (by a profile hook) just as it enters its read; another
+    # thread writes meanwhile; then the read goes on. It must still end after
+    # cycle_timeout, so a dead link is found by the keepalive (~1.5 s), not after
+    # command_timeout. (A port that set one shared socket timeout per call failed this:
+    # the writer's timeout replaced the reader's.)
+    import signal
+
+    armed, paused, resume = threading.Event(), threading.Event(), threading.Event()
+
+    def hook(frame, event, arg):
+        if (
+            event == "c_call"
+            and armed.is_set()
+            and getattr(arg, "__name__", "") in ("recv_into", "poll", "settimeout")
+            and threading.current_thread().name == "umqtt_paho-loop"
+        ):
+            armed.clear()
+            paused.set()
+            resume.wait(2)
+
+    c = make_client("race", command_timeout=4000)
+    threading.setprofile(hook)  # for threads started from now on: the loop thread
+    try:
+        c.connect(mosquitto.host, 1, port=mosquitto.port)
+    finally:
+        threading.setprofile(None)
+    os.kill(mosquitto.proc.pid, signal.SIGSTOP)
+    try:
+        armed.set()
+        assert paused.wait(2), "the loop thread did not read"
+        c.publish("race/t", "x", 0)  # a write from the application thread
+        t0 = time.monotonic()
+        resume.set()
+        # keepalive 1 s: PINGREQ at most 0.5 s after the last packet, its PINGRESP
+        # missing 1 s later -> dead within 1.5 s (+ one cycle) of now.
+        dead = wait_until(lambda: not c.connected(), 2.0, step=0.01)
+        elapsed = time.monotonic() - t0
+    finally:
+        os.kill(mosquitto.proc.pid, signal.SIGCONT)
+    assert dead and elapsed < 2.0, "dead link not noticed within 2 s (keepalive 1 s)"
+    assert isinstance(c.last_error, MQTTError) and c.last_error.code == 16
 
 
 def test_connect_callbacks(mosquitto, make_client):

@@ -11,15 +11,19 @@
 #   command_timeout), handles it in _handle(), then runs _keepalive(). Exactly one thread
 #   reads at a time (_rlock); when the background loop runs, only the loop thread reads
 #   and other threads wait on the port's Signal for the loop thread to record their ack.
-#   A thread that reads may read again inside a message callback (nested _cycle), so a
-#   callback can publish at QoS 1/2 without deadlock.
+#   A message function runs on the reading thread; a QoS 1/2 publish from it is sent
+#   without waiting (the reader frees its slot when the ack comes), so a burst of
+#   messages cannot nest reads one inside another. subscribe() from a callback reads
+#   nested until its SUBACK.
 # - Acks: every command that waits for an ack (PUBLISH QoS 1/2, SUBSCRIBE, UNSUBSCRIBE)
 #   takes a slot in a fixed table (max_inflight slots, allocated in __init__): its packet
 #   id, the state it waits in, and a result byte. The reader moves the state on
 #   (PUBREC -> send PUBREL -> wait PUBCOMP) and marks it done; the waiter frees the slot.
 # - Inbound QoS 2: packet ids of PUBLISHes delivered but not yet released (PUBREL) are
 #   kept in a fixed table, so a redelivery with DUP is acked but not delivered twice
-#   [MQTT-4.3.3-2]. It is cleared when a CONNACK finds no session.
+#   [MQTT-4.3.3-2]. It is cleared when a CONNACK finds no session. MQTT sets no limit on
+#   how many await PUBREL: when the table is full the oldest id is forgotten (counted
+#   in qos2_evicted), never the connection.
 # - Keepalive: a PINGREQ goes out once nothing was sent or nothing received for half the
 #   keepalive; if its PINGRESP has not come one keepalive later the link is declared dead
 #   (ERR_KEEPALIVE). A half-open link is so found within 1.5 x keepalive.
@@ -75,6 +79,8 @@ _WAIT_PUBCOMP = const(3)
 _WAIT_SUBACK = const(4)
 _WAIT_UNSUBACK = const(5)
 _DONE = const(6)
+
+_MAX_NEST = const(4)  # reads nested inside callbacks waiting for a free slot
 
 _PUBLISH = const(3)
 _PUBACK = const(4)
@@ -140,8 +146,8 @@ class Client:
         port=None,
         max_packet_size=1024,
         send_buffer=256,
-        max_inflight=4,
-        max_inflight_in=20,
+        max_inflight=20,
+        max_inflight_in=32,
     ):
         client_id = _to_bytes(client_id)
         if protocol != MQTTv311 and protocol != MQTTv31:
@@ -179,7 +185,9 @@ class Client:
         self._slot_pid = [0] * max_inflight
         self._slot_state = bytearray(max_inflight)
         self._slot_result = bytearray(max_inflight)
+        self._slot_waiter = bytearray(max_inflight)  # 1: a thread waits; 0: reader frees
         self._in_pids = [0] * max_inflight_in
+        self._in_evict = 0  # next inbound id to evict when the table is full
         self._pid = 0
 
         # Subscriptions: [filter bytes, function, qos]; kept across reconnects.
@@ -192,6 +200,7 @@ class Client:
         self.last_error = None
         self.oversize_dropped = 0
         self.unhandled = 0
+        self.qos2_evicted = 0
         self.on_message = None  # on_message(client, payload, topic) for unmatched messages
         self.on_log = None  # on_log(client, level, text)
         self.deliver_views = False  # True: topic and payload as memoryviews (no copy)
@@ -222,6 +231,7 @@ class Client:
         self._tlock = port.allocate_lock() if threads else _NoLock()
         self._signal = port.Signal() if threads else None
         self._reader = None  # thread id of the thread inside _cycle
+        self._nest = 0
         self._looping = False
         self._loop_running = False
         self._loop_tid = None
@@ -341,6 +351,7 @@ class Client:
             self._close()
             return rc
         self._connected = True
+        self._free_unwaited()
         if not self.session_present:
             # No session on the broker: our inbound QoS 2 state is void, subscriptions
             # must be made again [MQTT-3.1.2-6].
@@ -679,8 +690,11 @@ class Client:
             # Late ack of a command that timed out, or a broker bug: nothing waits.
             self._log(LOG_DEBUG, "%s for unknown packet id %d" % (_pk.type_name(t), pid))
             return
-        self._slot_result[i] = result
-        self._slot_state[i] = _DONE
+        if self._slot_waiter[i]:
+            self._slot_result[i] = result
+            self._slot_state[i] = _DONE
+        else:
+            self._slot_state[i] = _FREE  # sent from a callback: nobody waits for it
         if self._signal is not None:
             self._signal.notify()
 
@@ -712,9 +726,16 @@ class Client:
             if p == 0 and free < 0:
                 free = i
         if free < 0:
-            raise MQTTError(
-                ERR_QUEUE_SIZE,
-                "more than max_inflight_in=%d QoS 2 messages awaiting PUBREL" % len(ids),
+            # MQTT sets no limit on QoS 2 messages awaiting PUBREL, so a full table is no
+            # error: forget one id. It only matters if the broker redelivers exactly
+            # that message (our PUBREC lost with the link): then it is delivered twice.
+            free = self._in_evict
+            self._in_evict = (free + 1) % len(ids)
+            self.qos2_evicted += 1
+            self._log(
+                LOG_WARNING,
+                "more than max_inflight_in=%d QoS 2 messages awaiting PUBREL: forgot id %d"
+                % (len(ids), ids[free]),
             )
         ids[free] = pid
         return True
@@ -800,8 +821,45 @@ class Client:
 
     # ---- in-flight slots -------------------------------------------------------------
 
-    def _take_slot(self, state):
-        # A free slot with a fresh packet id; the id is unique among slots in use.
+    def _take_slot(self, state, deadline):
+        # A free slot with a fresh packet id (unique among slots in use). When all are
+        # busy, wait for an ack to free one until the deadline (command_timeout).
+        i = self._try_take_slot(state)
+        me = self._port.thread_id()
+        while i < 0:
+            if self._left(deadline) <= 0 or not self._connected:
+                raise MQTTError(
+                    ERR_QUEUE_SIZE,
+                    "all %d in-flight slots are waiting for acks (max_inflight)"
+                    % len(self._slot_state),
+                )
+            left = min(self._left(deadline), self._cycle_timeout)
+            if self._reader == me:
+                # In a callback on the reading thread: read on (nested, bounded depth)
+                # until an ack frees a slot.
+                if self._nest >= _MAX_NEST:
+                    raise MQTTError(
+                        ERR_QUEUE_SIZE,
+                        "in-flight table full inside %d nested callbacks (max_inflight)"
+                        % self._nest,
+                    )
+                self._nest += 1
+                try:
+                    self._cycle(left)
+                finally:
+                    self._nest -= 1
+            elif self._loop_running and me != self._loop_tid:
+                gen = self._signal.gen
+                i = self._try_take_slot(state)
+                if i >= 0:
+                    break
+                self._signal.wait(gen, left)
+            else:
+                self._cycle_as_reader(left)
+            i = self._try_take_slot(state)
+        return i
+
+    def _try_take_slot(self, state):
         with self._tlock:
             states = self._slot_state
             free = -1
@@ -810,10 +868,7 @@ class Client:
                     free = i
                     break
             if free < 0:
-                raise MQTTError(
-                    ERR_QUEUE_SIZE,
-                    "all %d in-flight slots are waiting for acks (max_inflight)" % len(states),
-                )
+                return -1
             pids = self._slot_pid
             pid = self._pid
             while True:
@@ -827,6 +882,7 @@ class Client:
             self._pid = pid
             pids[free] = pid
             self._slot_result[free] = 0
+            self._slot_waiter[free] = 1
             states[free] = state
             return free
 
@@ -840,6 +896,21 @@ class Client:
 
     def _free_slot(self, i):
         self._slot_state[i] = _FREE
+        if self._signal is not None:
+            self._signal.notify()  # a thread may wait for a free slot
+
+    def _free_unwaited(self):
+        # Messages sent from callbacks whose acks never came before the link failed.
+        # They are not resent yet (a later version will, with DUP): say so.
+        states = self._slot_state
+        for i in range(len(states)):
+            if states[i] != _FREE and not self._slot_waiter[i]:
+                states[i] = _FREE
+                self._log(
+                    LOG_WARNING,
+                    "packet id %d sent from a callback was not acknowledged before the "
+                    "link failed; it is not resent" % self._slot_pid[i],
+                )
 
     def _waitfor(self, i, deadline, what):
         # Until slot i is done, the link fails, or the deadline passes.
@@ -895,9 +966,21 @@ class Client:
                 self._send_publish(topic, payload, plen, 0, retain, 0)
             return 0
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(_WAIT_PUBACK if qos == 1 else _WAIT_PUBREC)
+        i = self._take_slot(_WAIT_PUBACK if qos == 1 else _WAIT_PUBREC, deadline)
+        pid = self._slot_pid[i]
+        if self._reader == self._port.thread_id():
+            # Called from a message function on the reading thread: waiting here would
+            # read (and deliver) nested, one level per message of a burst. Send, and let
+            # the reader free the slot when the flow completes.
+            self._slot_waiter[i] = 0
+            try:
+                with self._wlock:
+                    self._send_publish(topic, payload, plen, qos, retain, pid)
+            except Exception:
+                self._free_slot(i)
+                raise
+            return pid
         try:
-            pid = self._slot_pid[i]
             with self._wlock:
                 self._send_publish(topic, payload, plen, qos, retain, pid)
             self._waitfor(i, deadline, "PUBACK" if qos == 1 else "PUBCOMP")
@@ -949,7 +1032,7 @@ class Client:
 
     def _subscribe_wait(self, f, qos):
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(_WAIT_SUBACK)
+        i = self._take_slot(_WAIT_SUBACK, deadline)
         try:
             with self._wlock:
                 n = self._encode_large(_pk.encode_subscribe, self._slot_pid[i], ((f, qos),), len(f) + 8)
@@ -984,7 +1067,7 @@ class Client:
         if not self._connected:
             return
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(_WAIT_UNSUBACK)
+        i = self._take_slot(_WAIT_UNSUBACK, deadline)
         try:
             with self._wlock:
                 self._encode_large(_pk.encode_unsubscribe, self._slot_pid[i], (f,), len(f) + 6)
