@@ -99,7 +99,8 @@ def _resolve(host, port, timeout_ms):
     t.start()
     t.join(max(timeout_ms, 0) / 1000)
     if not result:
-        raise OSError(errno.ETIMEDOUT, "DNS lookup of %r timed out after %d ms" % (host, timeout_ms))
+        why = "DNS lookup of %r timed out after %d ms" % (host, timeout_ms)
+        raise OSError(errno.ETIMEDOUT, why)
     if isinstance(result[0], OSError):
         raise result[0]
     return result[0]

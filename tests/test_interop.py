@@ -6,7 +6,6 @@ trips at every QoS, retained messages, unsubscribe, keepalive and the will.
 """
 
 import socket
-import threading
 import time
 
 import pytest
@@ -16,46 +15,7 @@ from umqtt_paho.errors import ERR_NO_CONN
 
 pytestmark = pytest.mark.timeout(30)
 
-WAIT = 5.0
-CMD_MS = 5000
-
-
-class Inbox:
-    """A message function that records (topic, payload) and lets a test wait."""
-
-    def __init__(self):
-        self.items = []
-        self.cond = threading.Condition()
-
-    def __call__(self, client, payload, topic):
-        with self.cond:
-            self.items.append((topic, bytes(payload)))
-            self.cond.notify_all()
-
-    def wait(self, n, timeout=WAIT, client=None):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.items) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                if client is not None and not client._loop_running:
-                    break
-                self.cond.wait(min(left, 0.1))
-            return len(self.items)
-
-    def payloads(self, topic=None):
-        with self.cond:
-            return [p for t, p in self.items if topic is None or t == topic]
-
-
-def wait_until(pred, timeout=WAIT, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
+from livehelpers import CMD_MS, WAIT, Inbox, wait_until  # noqa: E402,F401
 
 
 @pytest.fixture

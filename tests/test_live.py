@@ -26,54 +26,12 @@ from umqtt_paho.errors import (
 # A hang must fail the test, not the run (pytest-timeout; setup.cfg allows 300 s).
 pytestmark = pytest.mark.timeout(30)
 
-WAIT = 5.0  # seconds any single expected event may take
-CMD_MS = 5000  # command_timeout for every client: no call may block for a minute
+from livehelpers import CMD_MS, WAIT, Inbox, wait_until  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-
-
-class Inbox:
-    """A message function that records (topic, payload) and lets a test wait."""
-
-    def __init__(self):
-        self.items = []
-        self.cond = threading.Condition()
-
-    def __call__(self, client, payload, topic):
-        with self.cond:
-            self.items.append((topic, bytes(payload)))
-            self.cond.notify_all()
-
-    def wait(self, n, timeout=WAIT, client=None):
-        """Wait until at least n messages are in; return how many there are.
-        With client: give up early once its background loop has ended."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.items) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                if client is not None and not client._loop_running:
-                    time.sleep(0.05)  # let a last message land
-                    break
-                self.cond.wait(min(left, 0.1))
-            return len(self.items)
-
-    def payloads(self):
-        with self.cond:
-            return [p for _, p in self.items]
-
-
-def wait_until(pred, timeout=WAIT, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 @pytest.fixture

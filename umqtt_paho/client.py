@@ -398,7 +398,8 @@ class Client:
             left = self._left(deadline)
             if left <= 0:
                 raise MQTTError(
-                    ERR_TIMEOUT, "no CONNACK within command_timeout (%d ms)" % self._command_timeout
+                    ERR_TIMEOUT,
+                    "no CONNACK within command_timeout (%d ms)" % self._command_timeout,
                 )
             first = self._read_packet(left)
             if not first:
@@ -793,7 +794,10 @@ class Client:
                     ERR_KEEPALIVE,
                     "no PINGRESP within the keepalive (%d s): the link is dead" % (ka // 1000),
                 )
-        elif self._diff(now, self._last_sent) >= ka >> 1 or self._diff(now, self._last_recv) >= ka >> 1:
+        elif (
+            self._diff(now, self._last_sent) >= ka >> 1
+            or self._diff(now, self._last_recv) >= ka >> 1
+        ):
             with self._wlock:
                 n = _pk.encode_pingreq(self._abuf)
                 self._write(self._abuf, n, self._command_timeout)
@@ -1035,7 +1039,8 @@ class Client:
         i = self._take_slot(_WAIT_SUBACK, deadline)
         try:
             with self._wlock:
-                n = self._encode_large(_pk.encode_subscribe, self._slot_pid[i], ((f, qos),), len(f) + 8)
+                pid = self._slot_pid[i]
+                self._encode_large(_pk.encode_subscribe, pid, ((f, qos),), len(f) + 8)
             self._waitfor(i, deadline, "SUBACK")
             granted = self._slot_result[i]
         finally:
