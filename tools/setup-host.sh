@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a Debian machine, as root, and prints the
 # python to use. Idempotent: what is already there is not installed again.
-#   mosquitto (broker, Debian), openssl (test certificates), python3 + venv,
+#   mosquitto (broker, Debian), openssl (test certificates), python3 + venv, node + npm
+#   (the MicroPython VM, an npm package the VM tests install into ~/.cache),
 #   and the Python packages of setup.cfg's [test] extra in ./.venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)  # runs the MicroPython VM
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   apt-get update -qq >&2

@@ -106,14 +106,15 @@ def _to_bytes(s):
 
 
 class _NoLock:
-    # For ports without threads: `with` works, nothing is locked.
+    # For ports without threads: `with` works, nothing is locked. (No *args: building
+    # that tuple would allocate on every `with`.)
     def __enter__(self):
         return self
 
-    def __exit__(self, *a):
+    def __exit__(self, exc_type, exc, tb):
         return False
 
-    def acquire(self, *a):
+    def acquire(self, blocking=True, timeout=-1):
         return True
 
     def release(self):
@@ -204,6 +205,9 @@ class Client:
         self.on_message = None  # on_message(client, payload, topic) for unmatched messages
         self.on_log = None  # on_log(client, level, text)
         self.deliver_views = False  # True: topic and payload as memoryviews (no copy)
+        self._topic_view = None
+        self._payload_view = None
+        self._payload_view_at = 0
 
         self._host = None
         self._port_no = 1883
@@ -755,7 +759,8 @@ class Client:
         for h in self._handlers:
             if h[1] is not None and matches(h[0], mv, 2, 2 + tl):
                 if topic is None:
-                    topic, data = self._message_objects(mv, tl, payload, rl)
+                    topic = self._topic_object(mv, tl)
+                    data = self._payload_object(mv, payload, rl)
                 delivered = True
                 self._call(h[1], topic, data)
         if not delivered:
@@ -764,14 +769,29 @@ class Client:
                 self.unhandled += 1
                 self._log(LOG_WARNING, "message on a topic with no function and no on_message")
                 return
-            topic, data = self._message_objects(mv, tl, payload, rl)
-            self._call(fn, topic, data)
+            self._call(fn, self._topic_object(mv, tl), self._payload_object(mv, payload, rl))
 
-    def _message_objects(self, mv, tl, payload, rl):
-        # The receive buffer is reused by the next read: copy unless told otherwise.
-        if self.deliver_views:
-            return mv[2 : 2 + tl], mv[payload:rl]
-        return str(mv[2 : 2 + tl], "utf-8"), bytes(mv[payload:rl])
+    # The receive buffer is reused by the next read: copy, unless deliver_views is set.
+    # Views are memoryviews of the buffer, reused while a message has the same topic
+    # length and payload position as the one before (telemetry and commands usually
+    # do), so steady traffic allocates nothing per message.
+
+    def _topic_object(self, mv, tl):
+        if not self.deliver_views:
+            return str(mv[2 : 2 + tl], "utf-8")
+        v = self._topic_view
+        if v is None or len(v) != tl:
+            v = self._topic_view = mv[2 : 2 + tl]
+        return v
+
+    def _payload_object(self, mv, start, end):
+        if not self.deliver_views:
+            return bytes(mv[start:end])
+        v = self._payload_view
+        if v is None or self._payload_view_at != start or len(v) != end - start:
+            v = self._payload_view = mv[start:end]
+            self._payload_view_at = start
+        return v
 
     def _call(self, fn, topic, data):
         try:
@@ -958,7 +978,7 @@ class Client:
             payload = payload.encode()
         elif payload is None:
             payload = b""
-        elif isinstance(payload, (int, float)):
+        elif isinstance(payload, int) or isinstance(payload, float):  # no tuple: no alloc
             payload = str(payload).encode()
         if qos != 0 and qos != 1 and qos != 2:
             raise ValueError("qos must be 0, 1 or 2, not %r" % (qos,))
