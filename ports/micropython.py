@@ -1,0 +1,302 @@
+# The generic MicroPython port: the unix port and any board with `socket` and `select`
+# (ESP32 and RP2 subclass it in esp32.py and rp2.py for their quirks). The contract is
+# the one in ports/cpython.py: Network().open/read_into/write/close, ticks_ms/ticks_diff/
+# ticks_add/sleep_ms, allocate_lock/thread_id/start_thread, Signal.
+#
+# How the socket is driven (facts checked on MicroPython 1.25, unix port, and read in
+# its sources: py/stream.c, extmod/modselect.c, extmod/modlwip.c, extmod/modtls_mbedtls.c,
+# ports/esp32/modsocket.c):
+# - The socket is non-blocking from connect() on, and every wait is a select.poll with
+#   the time left. No socket timeout is used for data: on a blocking socket with a
+#   timeout, stream readinto(buf, n) reads until n bytes and, if the timeout strikes
+#   after some bytes, raises ETIMEDOUT and LOSES them (mp_stream_rw keeps only
+#   non-blocking errors). Non-blocking readinto(buf, n) instead returns
+#     None  nothing there yet (EAGAIN),
+#     k>0   what was there (it stops at EAGAIN),
+#     0     end of stream: the broker closed. read_into RAISES OSError then, so a
+#           timeout (returns 0) and EOF can never be confused.
+# - Writes use stream write(buf, off, len): no memoryview slice per call; it returns
+#   the count written, or None when the socket buffer is full (then poll POLLOUT).
+# - Polling uses ipoll(), which yields one poller-owned tuple: no allocation per read.
+#   A read first tries the socket, and polls only if nothing was there: this also
+#   covers TLS records that mbedtls has already decrypted into its own buffer.
+# - connect(): non-blocking connect (EINPROGRESS), then poll POLLOUT. A refused or
+#   unreachable connect shows as POLLERR/POLLHUP (unix: POLLOUT|POLLERR|POLLHUP; lwIP:
+#   POLLERR without POLLOUT); a second connect() does not report the reason on lwIP
+#   (EALREADY), but a non-blocking read does (ECONNREFUSED...), so that is the probe.
+# - TLS: MicroPython's SSLSocket has no do_handshake(), and wrap_socket on a
+#   non-blocking socket spins in mbedtls without any bound. So the handshake runs in
+#   wrap_socket on a blocking socket with a timeout of the time left (each handshake
+#   read and write is bounded by it); then the socket goes non-blocking. A handshake
+#   timeout surfaces as ETIMEDOUT, or negated (-110, -116 on ESP32) when mbedtls passes
+#   the socket's errno through (modtls_mbedtls.c: `return -err`): translated here.
+# - getaddrinfo() cannot be bounded on MicroPython (no timeout argument; lwIP's DNS
+#   gives up on its own after its retries). Pass an IP address to avoid DNS.
+# - close() cannot wake a thread blocked in poll (no shutdown() on these sockets): a
+#   reader notices at the end of its poll timeout (the client's cycle_timeout), when
+#   the read on the closed socket raises.
+# - Threads: _thread if the firmware has it (start_thread None otherwise). No
+#   condition variables on MicroPython: Signal is a generation counter that waiters
+#   poll every millisecond.
+
+from micropython import const
+import errno
+import socket
+import time
+
+try:
+    import select
+except ImportError:  # MicroPython before 1.20 called it uselect
+    import uselect as select
+
+try:
+    import _thread
+except ImportError:
+    _thread = None
+
+NAME = "micropython"
+
+_POLLIN = const(0x0001)
+_POLLOUT = const(0x0004)
+_POLLERR = const(0x0008)
+_POLLHUP = const(0x0010)
+_POLLNVAL = const(0x0020)
+_IPPROTO_TCP = const(6)
+_TCP_NODELAY = const(1)
+
+ticks_ms = time.ticks_ms
+ticks_diff = time.ticks_diff
+ticks_add = time.ticks_add
+sleep_ms = time.sleep_ms
+
+
+# ---- threads ----------------------------------------------------------------------------
+
+
+if _thread is not None:
+    allocate_lock = _thread.allocate_lock
+    thread_id = _thread.get_ident
+
+    def start_thread(fn, args):
+        _thread.start_new_thread(fn, args)
+
+else:
+    allocate_lock = None  # only asked for where start_thread exists
+
+    def thread_id():
+        return 0
+
+    start_thread = None
+
+
+class Signal:
+    """Wakes threads waiting for state another thread changes (an ack read by the loop
+    thread). A waiter reads `gen`, checks its condition, then wait(gen, ms) returns as
+    soon as notify() has run since, or after ms. Polled every 1 ms: no condition
+    variables on MicroPython."""
+
+    def __init__(self):
+        self.gen = 0
+
+    def notify(self):
+        # Kept a small int (no allocation). Two notifiers racing can merge into one
+        # increment: a waiter still wakes (the value changed), or at worst rechecks its
+        # condition when its bounded wait ends.
+        self.gen = (self.gen + 1) & 0x3FFFFFFF
+
+    def wait(self, gen, timeout_ms):
+        if timeout_ms <= 0 or self.gen != gen:
+            return
+        deadline = ticks_add(ticks_ms(), timeout_ms)
+        while self.gen == gen and ticks_diff(deadline, ticks_ms()) > 0:
+            sleep_ms(1)
+
+
+# ---- network ----------------------------------------------------------------------------
+
+
+def _poll(poller, timeout_ms):
+    # The event mask of the one registered socket within timeout_ms, or 0. ipoll
+    # yields a tuple owned by the poller: nothing is allocated.
+    for entry in poller.ipoll(timeout_ms):
+        return entry[1]
+    return 0
+
+
+class Network:
+    """One TCP (optionally TLS) connection to a broker, non-blocking, polled.
+
+    Subclasses (esp32.py, rp2.py) change only the errno tables below.
+    """
+
+    # errnos a read or write on the non-blocking socket may raise that mean "not yet":
+    # EAGAIN; ETIMEDOUT (a leftover socket timeout); -110: mbedtls passes the socket's
+    # ETIMEDOUT through negated (modtls_mbedtls.c `return -err`).
+    _busy = (11, 110, -110)
+    # errnos of a non-blocking connect() that is under way: EINPROGRESS, EAGAIN, EALREADY
+    _connecting = (115, 11, 114)
+    # errnos that mean a timed out TLS handshake (socket timeout, plain or negated)
+    _timedout = (110, -110)
+
+    def __init__(self):
+        self.sock = None
+        self._rpoll = None
+        self._wpoll = None
+        self._probe = None
+
+    def open(self, host, port, ssl_ctx, timeout_ms):
+        deadline = ticks_add(ticks_ms(), timeout_ms)
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        self._probe = bytearray(1)
+        err = None
+        sock = None
+        for ai in infos:
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                break
+            sock = socket.socket(ai[0], ai[1], ai[2])
+            try:
+                self._connect(sock, ai[-1], left, host, port)
+                break
+            except OSError as e:
+                sock.close()
+                sock = None
+                err = e
+        if sock is None:
+            if err is None:
+                err = OSError(
+                    errno.ETIMEDOUT,
+                    "connect to %s:%d timed out after %d ms" % (host, port, timeout_ms),
+                )
+            raise err
+        # One PUBLISH is one write: don't let Nagle hold it back for a delayed ACK.
+        try:
+            sock.setsockopt(
+                getattr(socket, "IPPROTO_TCP", _IPPROTO_TCP),
+                getattr(socket, "TCP_NODELAY", _TCP_NODELAY),
+                1,
+            )
+        except Exception:  # a stack without the option (modlwip): harmless
+            pass
+        if ssl_ctx is not None:
+            sock = self._tls(sock, ssl_ctx, host, ticks_diff(deadline, ticks_ms()))
+        rp = select.poll()
+        rp.register(sock, _POLLIN)
+        wp = select.poll()
+        wp.register(sock, _POLLOUT)
+        self._rpoll = rp
+        self._wpoll = wp
+        self.sock = sock
+
+    def _connect(self, sock, addr, timeout_ms, host, port):
+        sock.setblocking(False)
+        try:
+            sock.connect(addr)
+        except OSError as e:
+            if e.errno not in self._connecting:
+                raise
+        p = select.poll()
+        p.register(sock, _POLLOUT)
+        ev = _poll(p, timeout_ms)
+        p.unregister(sock)
+        if ev == 0:
+            raise OSError(
+                errno.ETIMEDOUT,
+                "TCP connect to %s:%d timed out after %d ms" % (host, port, timeout_ms),
+            )
+        if ev & _POLLOUT and not ev & (_POLLERR | _POLLHUP | _POLLNVAL):
+            return
+        # Failed: a non-blocking read raises the reason (the broker sends nothing first).
+        try:
+            got = sock.readinto(self._probe, 1)
+        except OSError as e:
+            if e.errno in self._busy:
+                got = None
+            else:
+                raise
+        if got is None and ev & _POLLOUT:
+            return  # writable, nothing pending: connected after all
+        raise OSError(errno.ECONNREFUSED, "connect to %s:%d failed" % (host, port))
+
+    def _tls(self, sock, ssl_ctx, host, left):
+        if left <= 0:
+            sock.close()
+            raise OSError(errno.ETIMEDOUT, "no time left for the TLS handshake")
+        try:
+            sock.setblocking(True)
+            sock.settimeout(left / 1000)
+            # server_hostname: SNI, and the name the certificate is checked against
+            tls = ssl_ctx.wrap_socket(sock, server_hostname=host)
+        except OSError as e:
+            sock.close()
+            if e.errno in self._timedout:
+                raise OSError(
+                    errno.ETIMEDOUT, "TLS handshake with %s timed out after %d ms" % (host, left)
+                )
+            raise
+        except BaseException:
+            sock.close()
+            raise
+        tls.setblocking(False)
+        return tls
+
+    def read_into(self, buf, n, timeout_ms):
+        sock = self.sock
+        if sock is None:
+            raise OSError(errno.ENOTCONN, "not connected")
+        if n <= 0:
+            return 0  # readinto(buf, 0) would return 0, which means EOF
+        try:
+            got = sock.readinto(buf, n)
+            if got is None:
+                if timeout_ms <= 0 or not _poll(self._rpoll, timeout_ms):
+                    return 0  # timed out: nothing arrived
+                got = sock.readinto(buf, n)  # readable, EOF or error: find out which
+        except OSError as e:
+            if e.errno in self._busy:
+                return 0
+            raise
+        if got is None:
+            return 0  # woken, but nothing to read yet (e.g. half a TLS record)
+        if got == 0:
+            raise OSError(errno.ECONNRESET, "connection closed by the broker")
+        return got
+
+    def write(self, buf, n, timeout_ms):
+        sock = self.sock
+        if sock is None:
+            raise OSError(errno.ENOTCONN, "not connected")
+        off = 0
+        deadline = 0
+        waited = False
+        while off < n:
+            try:
+                w = sock.write(buf, off, n - off)
+            except OSError as e:
+                if e.errno not in self._busy:
+                    raise
+                w = None
+            if w:
+                off += w
+                continue
+            # The socket buffer is full (None, or 0): wait until it drains, in time.
+            if not waited:
+                deadline = ticks_add(ticks_ms(), timeout_ms)
+                waited = True
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                raise OSError(
+                    errno.ETIMEDOUT,
+                    "write timed out after %d ms (%d of %d bytes sent)" % (timeout_ms, off, n),
+                )
+            if _poll(self._wpoll, left) & (_POLLERR | _POLLHUP | _POLLNVAL):
+                sleep_ms(1)  # the next write raises the reason; don't spin meanwhile
+
+    def close(self):
+        sock = self.sock
+        self.sock = None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass

@@ -1,0 +1,417 @@
+"""The library on a real MicroPython VM: the unix port, with sockets and threads.
+
+tools/build_mp_unix.sh builds MicroPython's unix port from Debian's source package once
+(cached outside the repository) and prints the binary's path. The tests run the
+library's SOURCE (.py) in it: a temporary directory holds umqtt_paho/ with ports/*.py
+copied into umqtt_paho/ports/ (the layout on a board), and MICROPYPATH points there.
+Each test runs one script of tests/mp_scripts/ inside MicroPython against a private
+mosquitto (host and port on argv); the script prints JSON lines that are asserted on
+here. A MicroPython exception fails the test with MicroPython's stderr (its traceback).
+"""
+
+import glob
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from brokers import free_port
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
+SCRIPTS_DIR = os.path.join(TESTS_DIR, "mp_scripts")
+BUILD_SCRIPT = os.path.join(REPO_ROOT, "tools", "build_mp_unix.sh")
+
+N_MESSAGES = 200
+
+
+# ---- fixtures ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def micropython_bin():
+    """Path of the MicroPython unix binary (built on first use, then cached)."""
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            ["bash", BUILD_SCRIPT], capture_output=True, text=True, timeout=1800
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{BUILD_SCRIPT} did not finish in {e.timeout} s:\n{e.stderr}")
+    if result.returncode != 0:
+        pytest.fail(
+            f"{BUILD_SCRIPT} failed (exit {result.returncode}):\n{result.stderr}",
+            pytrace=False,
+        )
+    lines = result.stdout.strip().splitlines()
+    path = lines[-1] if lines else ""
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{BUILD_SCRIPT} printed {path!r}, not an executable:\n{result.stderr}")
+    print(f"micropython unix port: {path} ({time.monotonic() - started:.1f} s)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mp_lib(tmp_path_factory):
+    """A MICROPYPATH directory: umqtt_paho/ from the source tree, ports/ inside it."""
+    root = tmp_path_factory.mktemp("mp_lib")
+    pkg = root / "umqtt_paho"
+    (pkg / "ports").mkdir(parents=True)
+    for path in glob.glob(os.path.join(REPO_ROOT, "umqtt_paho", "*.py")):
+        shutil.copy(path, pkg)
+    for path in glob.glob(os.path.join(REPO_ROOT, "ports", "*.py")):
+        shutil.copy(path, pkg / "ports")
+    return str(root)
+
+
+class MPScript:
+    """One script running inside MicroPython; its stdout JSON lines are events."""
+
+    def __init__(self, binary, lib, script, *args):
+        self.name = script
+        env = dict(os.environ)
+        # The library first; the scripts' own directory is sys.path[0] already.
+        env["MICROPYPATH"] = lib
+        self.proc = subprocess.Popen(
+            [binary, os.path.join(SCRIPTS_DIR, script), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            # Not the repository: its umqtt_paho/ (without ports/) would shadow the copy.
+            cwd=lib,
+        )
+        self.events = []
+        self.stdout_lines = []
+        self.stderr_lines = []
+        self._queue = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _pump(self, stream, is_stdout):
+        for line in stream:
+            line = line.rstrip("\n")
+            if is_stdout:
+                self.stdout_lines.append(line)
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # e.g. the library's own warning prints
+                if isinstance(event, dict) and "event" in event:
+                    self.events.append(event)
+                    self._queue.put(event)
+            else:
+                self.stderr_lines.append(line)
+        if is_stdout:
+            self._queue.put(None)  # end of stream
+
+    def output(self):
+        return (
+            f"--- MicroPython {self.name}: exit code {self.proc.poll()} ---\n"
+            "--- stdout ---\n" + "\n".join(self.stdout_lines) + "\n"
+            "--- stderr ---\n" + "\n".join(self.stderr_lines)
+        )
+
+    def expect(self, name, timeout):
+        """Wait for the event `name`; fail (with MicroPython's output) otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                pytest.fail(
+                    f"no {name!r} event within {timeout} s\n{self.output()}", pytrace=False
+                )
+            try:
+                event = self._queue.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event is None:
+                self.proc.wait(5)
+                for t in self._threads:
+                    t.join(5)
+                pytest.fail(
+                    f"script ended before the {name!r} event\n{self.output()}", pytrace=False
+                )
+            if event["event"] == name:
+                return event
+
+    def finish(self, timeout):
+        """Wait for the exit; a non-zero exit code fails with the traceback."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"still running after {timeout} s\n{self.output()}", pytrace=False)
+        for t in self._threads:
+            t.join(5)
+        if self.proc.returncode != 0:
+            pytest.fail(f"MicroPython failed\n{self.output()}", pytrace=False)
+        return {e["event"]: e for e in self.events}
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def run_mp(micropython_bin, mp_lib):
+    """run_mp(script, *args) -> MPScript; every script is killed at teardown."""
+    started = []
+
+    def run(script, *args):
+        s = MPScript(micropython_bin, mp_lib, script, *args)
+        started.append(s)
+        return s
+
+    yield run
+    for s in started:
+        s.kill()
+
+
+def run_to_end(run_mp, script, *args, timeout=60):
+    return run_mp(script, *args).finish(timeout)
+
+
+# ---- tests ---------------------------------------------------------------------------
+
+
+def test_vm_has_what_the_port_needs(micropython_bin, mp_lib):
+    code = (
+        "import sys, socket, select, _thread, time, json;"
+        "from umqtt_paho.ports import select as s; p = s();"
+        "print(json.dumps([sys.implementation.name, p.NAME, p.start_thread is not None]))"
+    )
+    result = subprocess.run(
+        [micropython_bin, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, MICROPYPATH=mp_lib),
+        cwd=mp_lib,  # "" (the cwd) comes first in sys.path with -c
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["micropython", "micropython", True]
+
+
+class _ScriptedServer:
+    """Loopback TCP server for port_contract.py: connection 1 sends b"abc" after
+    300 ms and closes 300 ms later, 2 never reads, 3 echoes."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        step = 0
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            step += 1
+            self.conns.append(conn)
+            handler = {1: self._eof, 2: self._stall, 3: self._echo}.get(step, self._stall)
+            threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+    def _eof(self, conn):
+        time.sleep(0.3)
+        conn.sendall(b"abc")
+        time.sleep(0.3)
+        conn.close()
+
+    def _stall(self, conn):
+        self.stop.wait(60)
+
+    def _echo(self, conn):
+        conn.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            conn.sendall(data)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.sock.close()
+
+
+def test_port_contract_on_the_vm(run_mp):
+    """ports/micropython.py itself: refused connect, timeout (0) vs EOF (raises),
+    a peer that stops reading (partial writes, then ETIMEDOUT in time), no allocation
+    per read or write, and Signal."""
+    server = _ScriptedServer()
+    try:
+        ev = run_to_end(run_mp, "port_contract.py", "127.0.0.1", server.port, free_port())
+    finally:
+        server.close()
+    assert ev["port"]["name"] == "micropython" and ev["port"]["threads"]
+    refused = ev["refused"]
+    assert refused["raised"] == refused["econnrefused"] and refused["ms"] < 1000, refused
+    eof = ev["eof"]
+    assert eof["timeout_ret"] == 0 and 80 <= eof["timeout_ms"] < 300, eof
+    assert eof["data"] == "abc", eof
+    assert eof["eof_errno"] == eof["econnreset"] and eof["eof_ms"] < 1500, eof
+    assert ev["closed"]["read_after_close"] is not None
+    stall = ev["stall"]
+    assert stall["errno"] == stall["etimedout"], stall
+    assert stall["written"] > 0 and 250 <= stall["ms"] < 1500, stall
+    alloc = ev["alloc"]
+    assert alloc["echoed"], alloc
+    assert alloc["roundtrip_bytes"] == 0 and alloc["idle_bytes"] == 0, alloc
+    sig = ev["signal"]
+    assert 45 <= sig["timeout_ms"] < 300 and sig["notified_ms"] < 20, sig
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_round_trip(run_mp, mosquitto, qos):
+    ev = run_to_end(run_mp, "roundtrip.py", mosquitto.host, mosquitto.port, qos, N_MESSAGES)
+    assert ev["connected"]["rc"] == 0 and ev["connected"]["port"] == "micropython"
+    assert ev["connected"]["granted"] == qos
+    r = ev["result"]
+    assert r["distinct"] == N_MESSAGES, r
+    assert r["missing"] == [], r
+    assert r["topics"] == [f"mp/rt/{qos}"]
+    if qos == 2:
+        assert r["dups"] == 0 and r["received"] == N_MESSAGES, r  # exactly once
+    else:
+        assert r["received"] >= N_MESSAGES, r
+    if qos:
+        assert r["pids_unique"] == N_MESSAGES, r  # 1..65535, none reused while in flight
+    assert r["connected"], r
+    print(f"QoS {qos}: {N_MESSAGES} messages in {r['ms']} ms on MicroPython")
+
+
+@pytest.mark.parametrize("mode", ["loop", "cycle"])
+def test_keepalive(run_mp, mosquitto, mode):
+    ev = run_to_end(run_mp, "keepalive.py", mosquitto.host, mosquitto.port, mode)
+    idle = ev["idle_done"]
+    assert idle["connected"], idle
+    assert idle["ms"] >= 3500
+    assert ev["result"]["connected"] and ev["result"]["delivered"], ev["result"]
+    log = mosquitto.log_text()
+    cid = ev["connected"]["client_id"]
+    pings = log.count(f"Received PINGREQ from {cid}")
+    # A PINGREQ once nothing was sent or received for half the keepalive (500 ms).
+    assert pings >= 3, log
+    assert f"Client {cid} has exceeded timeout" not in log, log
+    print(f"keepalive ({mode}): {pings} PINGREQs in {idle['ms']} ms idle")
+
+
+def test_loop_thread_delivers(run_mp, mosquitto):
+    mp = run_mp("loop_thread.py", mosquitto.host, mosquitto.port, N_MESSAGES)
+    ev = mp.finish(90)
+    assert ev["connected"]["loop_running"]
+    r = ev["result"]
+    assert r["distinct"] == N_MESSAGES and r["received"] >= N_MESSAGES, r
+    assert r["all_on_other_thread"], r  # the callbacks ran on the loop thread
+    assert r["loop_running"], r
+    stopped = ev["stopped"]
+    assert not stopped["loop_running"] and not stopped["connected"], stopped
+
+
+def test_broker_restart_recovers(run_mp, mosquitto):
+    mp = run_mp("restart.py", mosquitto.host, mosquitto.port)
+    ready = mp.expect("ready", 30)
+    assert ready["delivered_before"], ready
+    mosquitto.restart()
+    failure = mp.expect("loop_failure", 30)
+    assert not failure["connected"], failure
+    reconnected = mp.expect("reconnected", 30)
+    assert reconnected["rc"] == 0 and reconnected["returns"] == 1  # RECOVERED
+    ev = mp.finish(60)
+    after = ev["after_restart"]
+    assert after["reconnected"] and after["loop_running"] and after["connected"], after
+    r = ev["result"]
+    assert r["delivered_after"], r
+    assert r["failures"] == 1 and r["loop_running"], r
+    print(f"restart: {failure['error']}; reconnected after {reconnected['tries']} tries")
+
+
+def test_rest_of_the_api(run_mp, mosquitto, mosquitto_auth):
+    ev = run_to_end(run_mp, "api_misc.py", mosquitto.host, mosquitto.port, mosquitto_auth.port)
+    err = ev["error"]
+    assert err["code"] == 17 and err["text"] == "no PUBACK within command_timeout", err
+    assert err["plain"] == "The connection was lost." and err["isinstance_exc"], err
+    refused = ev["refused"]
+    assert refused["error"][0] == 5 and "CONNACK 5" in refused["error"][1], refused
+    assert refused["rc"] == 5 and not refused["connected"], refused
+    assert ev["accepted"]["rc"] == 0 and "secret" not in ev["accepted"]["repr"]
+    misc = ev["misc"]
+    assert misc["got"] == [
+        ["mp/misc/a", "str payload", "memoryview"],
+        ["mp/misc/n", "42", "memoryview"],
+    ], misc
+    # after unsubscribe the broker sends nothing more: nothing unhandled
+    assert misc["oversize_dropped"] == 1 and misc["unhandled"] == 0, misc
+    assert misc["match"] and not misc["nomatch"], misc
+    assert "wildcards" in ev["bad_topic"]["error"]
+    assert ev["after_disconnect"]["code"] == 4  # ERR_NO_CONN
+
+
+def test_board_ports_load_and_run(run_mp, mosquitto):
+    """ports/esp32.py and ports/rp2.py on the unix VM: they import, subclass the generic
+    Network, and carry a QoS 1/2 session (esp32 with its loop thread, rp2 without)."""
+    ev = run_to_end(run_mp, "board_ports.py", mosquitto.host, mosquitto.port)
+    esp, rp = ev["esp32"], ev["rp2"]
+    assert esp["name"] == "esp32" and esp["subclass"] and esp["threads"], esp
+    assert esp["loop_running"] and esp["distinct"] == 20, esp
+    assert rp["name"] == "rp2" and rp["subclass"] and not rp["threads"], rp
+    assert rp["loop_error"] == 10 and rp["distinct"] == 20 and rp["has_core1"], rp
+
+
+def test_circuitpython_port_logic(run_mp, mosquitto):
+    """ports/circuitpython.py on the MicroPython VM with EMULATED CircuitPython modules
+    (a socketpool-like pool, and supervisor.ticks_ms() that wraps at 2**29 during the
+    test): the port's own logic, wrap-safe ticks, no threads, a QoS 1/2 session with
+    keepalive=1 across the wrap."""
+    ev = run_to_end(run_mp, "circuitpython_fake.py", mosquitto.host, mosquitto.port)
+    t = ev["ticks"]
+    assert t["diff_across_wrap"] == 10 and t["diff_back"] == -10, t
+    assert t["add_wrap"] == 1 and t["add_neg"] == (1 << 29) - 1, t
+    assert not t["threads"]
+    r = ev["result"]
+    assert "configure(" in r["no_pool"], r
+    assert r["loop_error"] == 10, r  # ERR_NOT_SUPPORTED: call cycle()
+    assert r["distinct"] == 50 and r["dups"] == 0, r
+    assert r["connected"] and r["wrapped"] and r["elapsed"] >= 3000, r
+    assert "PINGREQ from mp-cp" in mosquitto.log_text()
+
+
+def test_client_allocation_is_reported(run_mp, mosquitto):
+    """Heap bytes per call of the client in steady state, on the real VM (the port's
+    own share is 0: test_port_contract_on_the_vm). Reported, bounded loosely."""
+    ev = run_to_end(run_mp, "alloc_client.py", mosquitto.host, mosquitto.port)
+    r = ev["result"]
+    print(f"MicroPython unix (64-bit) heap bytes per call: {r}")
+    assert r["qos0_per_publish"] < 1024 and r["qos1_per_publish"] < 2048, r

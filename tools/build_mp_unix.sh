@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds the MicroPython unix port (a real MicroPython VM with socket, select, _thread)
+# from Debian trixie's source package, caches the binary OUTSIDE the repository, and
+# prints its path as the last line on stdout (everything else goes to stderr).
+#
+#   tools/build_mp_unix.sh            build once, then just print the cached path
+#   MP_UNIX_REBUILD=1 tools/...       throw the cached binary away and build again
+#
+# Recipe (see DESIGN.md, last section): a private apt source dir whose deb-src entry is
+# made from the first stanza of /etc/apt/sources.list.d/debian.sources with the suite
+# set to trixie; `apt-get source --download-only micropython` with private lists; unpack
+# the orig tarball (Debian stripped lib/mbedtls and lib/micropython-lib, hence no TLS and
+# no frozen modules); make ports/unix VARIANT=standard. Needs build-essential,
+# libffi-dev, pkg-config (apt-installed here if missing; that needs root).
+# Non-interactive and idempotent; a lock serialises concurrent runs.
+set -euo pipefail
+
+CACHE=${MP_UNIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umqtt_paho/micropython-unix}
+BIN=$CACHE/micropython
+PROG=build_mp_unix.sh
+
+log() { echo "$PROG: $*" >&2; }
+die() { echo "$PROG: ERROR: $*" >&2; exit 1; }
+# Any other failing command (set -e) says where it failed.
+trap 'echo "$PROG: ERROR: exit $? at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+if [ "${MP_UNIX_REBUILD:-0}" = 1 ]; then
+  rm -f "$BIN"
+fi
+if [ -x "$BIN" ]; then
+  echo "$BIN"
+  exit 0
+fi
+
+mkdir -p "$CACHE" || die "cannot create the cache directory $CACHE"
+# One build at a time (parallel test sessions): the second waits, then finds the binary.
+exec 9>"$CACHE/.lock"
+if command -v flock >/dev/null 2>&1; then
+  flock -w 1800 9 || die "another build holds $CACHE/.lock for more than 30 min"
+fi
+if [ -x "$BIN" ]; then
+  echo "$BIN"
+  exit 0
+fi
+start=$(date +%s)
+
+# ---- build dependencies -----------------------------------------------------------------
+missing=()
+for pkg in build-essential libffi-dev pkg-config xz-utils python3; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}: run as root or apt-get install them"
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get install ${missing[*]} failed"
+fi
+
+# ---- the source package -----------------------------------------------------------------
+SRC=$CACHE/src
+mkdir -p "$SRC"
+orig=$(ls "$SRC"/micropython_*.orig.tar.* 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$orig" ]; then
+  sources=/etc/apt/sources.list.d/debian.sources
+  [ -r "$sources" ] || die "$sources not found: cannot make the deb-src entry for trixie"
+  APT=$CACHE/apt
+  rm -rf "$APT"
+  mkdir -p "$APT/sources" "$APT/lists/partial" "$APT/cache/archives/partial"
+  # First stanza only (up to the first blank line); deb -> deb-src, any suites -> trixie.
+  awk 'BEGIN { s = 0 } /^[[:space:]]*$/ { if (s) exit; next } { s = 1; print }' "$sources" \
+    | sed -e 's/^Types:.*/Types: deb-src/' -e 's/^Suites:.*/Suites: trixie/' \
+    > "$APT/sources/trixie-src.sources"
+  grep -q '^Types: deb-src' "$APT/sources/trixie-src.sources" \
+    || die "no stanza with a Types: line in $sources"
+  log "deb-src entry: $(grep '^URIs:' "$APT/sources/trixie-src.sources")"
+  # Private lists and cache: the machine's own apt state is left untouched.
+  aptopts=(
+    -o Dir::Etc::SourceList=/dev/null
+    -o Dir::Etc::SourceParts="$APT/sources"
+    -o Dir::State::Lists="$APT/lists"
+    -o Dir::Cache="$APT/cache"
+    -o APT::Get::Only-Source=true
+    -o APT::Sandbox::User=root  # private dirs under root's home: _apt cannot write there
+  )
+  log "apt-get update (trixie deb-src, private lists)"
+  apt-get -q "${aptopts[@]}" update >&2 || die "apt-get update of the trixie deb-src entry failed"
+  log "apt-get source --download-only micropython"
+  (cd "$SRC" && apt-get -q "${aptopts[@]}" source --download-only micropython >&2) \
+    || die "apt-get source --download-only micropython failed"
+  orig=$(ls "$SRC"/micropython_*.orig.tar.* 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$orig" ] || die "no micropython_*.orig.tar.* in $SRC after apt-get source"
+  rm -rf "$APT"
+fi
+log "source: $orig"
+
+# ---- unpack and build -------------------------------------------------------------------
+WORK=$CACHE/work
+rm -rf "$WORK"
+mkdir -p "$WORK"
+tar -xf "$orig" -C "$WORK" || die "cannot unpack $orig (delete $SRC to download it again)"
+top=$(find "$WORK" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+[ -f "$top/ports/unix/Makefile" ] || die "no ports/unix/Makefile in $orig"
+
+jobs=$(nproc 2>/dev/null || echo 2)
+buildlog=$CACHE/build.log
+log "make -C ports/unix VARIANT=standard (-j$jobs), log in $buildlog"
+if ! make -C "$top/ports/unix" -j"$jobs" VARIANT=standard \
+    MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 MICROPY_SSL_AXTLS=0 \
+    FROZEN_MANIFEST= >"$buildlog" 2>&1; then
+  echo "$PROG: ---- last 40 lines of $buildlog ----" >&2
+  tail -n 40 "$buildlog" >&2
+  die "make failed (full log: $buildlog)"
+fi
+built=$top/ports/unix/build-standard/micropython
+[ -x "$built" ] || die "make succeeded but $built is missing"
+"$built" -c "import socket, select, _thread" \
+  || die "the built micropython lacks socket, select or _thread"
+
+# Atomic install: a reader never sees a half-copied binary.
+cp "$built" "$BIN.tmp.$$"
+mv -f "$BIN.tmp.$$" "$BIN"
+rm -rf "$WORK"
+log "built $("$BIN" -c 'import sys; print(sys.version)') in $(( $(date +%s) - start )) s"
+echo "$BIN"
