@@ -11,7 +11,8 @@
 #     .close()                     idempotent; wakes a thread blocked in read_into
 #   ticks_ms(), ticks_diff(a, b), ticks_add(t, ms), sleep_ms(ms)   a monotonic clock
 #   allocate_lock(), thread_id(), start_thread(fn, args)  threads (start_thread = None
-#                                  where the board has none)
+#                                  where the board has none; allocate_lock and Signal
+#                                  are then never asked for and may be None)
 #   Signal()                       .gen, .notify(), .wait(gen, timeout_ms): wakes threads
 #                                  waiting for an ack that the loop thread has read
 

@@ -175,26 +175,142 @@ def test_publish_qos2_full_flow():
     assert port.net.writes[-1] == b"\x62\x02\x00\x01"  # PUBREL, flags 0010 [MQTT-3.6.1-1]
 
 
-def test_publish_qos1_without_puback_times_out_and_frees_its_slot():
+def test_publish_qos1_without_puback_returns_at_command_timeout_and_stays_pending():
+    # Accepted messages never raise later: the call returns after command_timeout and
+    # the message stays in the session until its PUBACK comes.
+    done = []
     c, port = connected_client(command_timeout=2000)
+    c.on_publish = lambda cl, pid: done.append(pid)
     port.broker.auto_puback = False
     t0 = port.clock.now
-    with pytest.raises(MQTTError) as ei:
-        c.publish("t", "x", qos=1)
-    assert ei.value.code == E.ERR_TIMEOUT and "PUBACK" in str(ei.value)
+    assert c.publish("t", "x", qos=1) == 1
     assert 2000 <= port.clock.now - t0 <= 2000 + 500
-    # the slot is free again; a late PUBACK for the old id is ignored
-    port.broker.send(b"\x40\x02\x00\x01")
-    port.broker.auto_puback = True
-    assert c.publish("t", "y", qos=1) == 2
-    assert c.connected()
+    assert c.pending() == 1 and done == []
+    port.broker.send(b"\x40\x02\x00\x01")  # the late PUBACK completes it
+    c.cycle()
+    assert c.pending() == 0 and done == [1]
+    assert c._slot_payload == [None] * 20  # the message is let go
 
 
-def test_publish_qos2_without_pubcomp_times_out():
+def test_publish_qos2_without_pubcomp_returns_and_stays_pending():
     c, port = connected_client(command_timeout=1000)
     port.broker.auto_pubcomp = False
-    with pytest.raises(MQTTError, match="PUBCOMP"):
-        c.publish("t", "x", qos=2)
+    assert c.publish("t", "x", qos=2) == 1
+    assert c.pending() == 1 and c._slot_state[0] == 3  # waits for PUBCOMP
+    port.broker.send(b"\x70\x02\x00\x01")
+    c.cycle()
+    assert c.pending() == 0
+
+
+def test_publish_raises_only_before_accepting():
+    c, port = connected_client(send_buffer=32)
+    with pytest.raises(MQTTError) as ei:
+        c.publish("t" * 40, "x", qos=1)  # header cannot fit the send buffer
+    assert ei.value.code == E.ERR_PAYLOAD_SIZE
+    assert c.pending() == 0 and list(c._slot_state) == [0] * 20  # nothing kept
+    with pytest.raises(ValueError):
+        c.publish("a/#", "x", qos=2)
+    assert c.pending() == 0
+    c.disconnect()
+    with pytest.raises(MQTTError) as ei:
+        c.publish("t", "x", qos=1)
+    assert ei.value.code == E.ERR_NO_CONN and c.pending() == 0
+
+
+def test_publish_whose_write_fails_is_accepted_and_resent_after_reconnect():
+    c, port = connected_client(client_id="r", clean_session=False)
+    port.write_error = OSError(errno.EPIPE, "broken pipe")
+    c.on_log = lambda *a: None
+    assert c.publish(b"t", b"keep", qos=1) == 1  # no exception: accepted
+    assert not c.connected() and c.pending() == 1
+    port.write_error = None
+    port.broker.session_present = 1
+    assert c.reconnect() == 0
+    # resent with DUP and the same packet id [MQTT-4.4.0-1]
+    assert port.net.writes[1] == b"\x3a\x09\x00\x01t\x00\x01keep"
+    c.cycle()  # PUBACK
+    assert c.pending() == 0
+
+
+def test_unacked_messages_resent_in_order_with_dup_and_pubrel_for_pubrecd():
+    c, port = connected_client(client_id="r", clean_session=False)
+    port.broker.auto_puback = False
+    port.broker.auto_pubcomp = False
+    assert c.publish(b"a", b"1", qos=1, wait=False) == 1
+    assert c.publish(b"b", b"2", qos=2, wait=False) == 2  # PUBREC comes, PUBCOMP not
+    assert c.publish(b"c", b"3", qos=1, retain=True, wait=False) == 3
+    c.cycle()  # reads the PUBREC of 2, sends PUBREL
+    assert c.pending() == 3
+    port.net.eof = True
+    with pytest.raises(OSError):
+        c.cycle()
+    port.broker.session_present = 1
+    port.broker.auto_puback = True
+    port.broker.auto_pubcomp = True
+    assert c.reconnect() == 0
+    assert port.net.writes[1:] == [
+        b"\x3a\x06\x00\x01a\x00\x011",  # PUBLISH DUP QoS 1, id 1
+        b"\x62\x02\x00\x02",  # PUBREL id 2: the broker has it [MQTT-4.4.0-1]
+        b"\x3b\x06\x00\x01c\x00\x033",  # PUBLISH DUP QoS 1 retain, id 3
+    ]
+    while c.cycle():
+        pass
+    assert c.pending() == 0
+
+
+def test_without_a_session_pubrecd_qos2_is_published_again():
+    c, port = connected_client()
+    port.broker.auto_pubcomp = False
+    c.publish(b"q", b"2", qos=2, wait=False)
+    c.cycle()  # PUBREC -> PUBREL sent, waits for PUBCOMP
+    port.net.eof = True
+    with pytest.raises(OSError):
+        c.cycle()
+    port.broker.session_present = 0
+    assert c.reconnect() == 0
+    assert port.net.writes[1] == b"\x3c\x06\x00\x01q\x00\x012"  # PUBLISH DUP QoS 2
+
+
+def test_mutable_payload_is_copied_on_accept():
+    c, port = connected_client(clean_session=False)
+    port.broker.auto_puback = False
+    buf = bytearray(b"AAAA")
+    c.publish(b"t", buf, qos=1, wait=False)
+    buf[:] = b"BBBB"  # the application reuses its buffer
+    port.net.eof = True
+    with pytest.raises(OSError):
+        c.cycle()
+    port.broker.session_present = 1
+    c.reconnect()
+    assert port.net.writes[1].endswith(b"AAAA")
+
+
+def test_flush_waits_for_every_ack():
+    c, port = connected_client(command_timeout=5000)
+    for k in range(5):
+        c.publish(b"t", b"%d" % k, qos=1, wait=False)
+    assert c.pending() == 5
+    assert c.flush() is True and c.pending() == 0
+    port.broker.auto_puback = False
+    c.publish(b"t", b"x", qos=1, wait=False)
+    t0 = port.clock.now
+    assert c.flush(1500) is False and 1500 <= port.clock.now - t0 <= 2000
+
+
+def test_insecure_tls_context_is_refused_unless_opted_out():
+    class Ctx:
+        verify_mode = 0  # CERT_NONE
+        check_hostname = False
+
+    port = FakePort()
+    c = Client("c", port=port)
+    with pytest.raises(MQTTError) as ei:
+        c.connect("h", 60, ssl_ctx=Ctx(), start_loop=False)
+    assert ei.value.code == E.ERR_TLS and "tls_insecure" in str(ei.value)
+    assert port.networks == []  # refused before touching the network
+    c.tls_insecure = True
+    c.connect("h", 60, ssl_ctx=Ctx(), start_loop=False)
+    assert port.net.open_args[2] is not None
 
 
 def test_publish_argument_errors():
@@ -557,8 +673,7 @@ def test_missing_pingresp_is_a_dead_link_within_1_5_keepalive():
 def test_pings_continue_while_waiting_for_an_ack():
     c, port = connected_client(keepalive=4, command_timeout=10000)
     port.broker.auto_puback = False
-    with pytest.raises(MQTTError):
-        c.publish("t", "x", qos=1)
+    c.publish("t", "x", qos=1)
     assert port.broker.types_received().count(pk.PINGREQ) >= 2
 
 

@@ -54,6 +54,7 @@ from .errors import (
     ERR_QUEUE_SIZE,
     ERR_SUBSCRIBE_REFUSED,
     ERR_TIMEOUT,
+    ERR_TLS,
     connack_string,
 )
 from .topic import matches, filter_problem, topic_problem
@@ -187,6 +188,12 @@ class Client:
         self._slot_state = bytearray(max_inflight)
         self._slot_result = bytearray(max_inflight)
         self._slot_waiter = bytearray(max_inflight)  # 1: a thread waits; 0: reader frees
+        # Accepted QoS 1/2 messages, kept (by reference) until acked, for resending.
+        self._slot_topic = [None] * max_inflight
+        self._slot_payload = [None] * max_inflight
+        self._slot_flags = bytearray(max_inflight)  # qos << 1 | retain
+        self._slot_seq = [0] * max_inflight  # order first sent
+        self._seq = 0
         self._in_pids = [0] * max_inflight_in
         self._in_evict = 0  # next inbound id to evict when the table is full
         self._pid = 0
@@ -204,6 +211,8 @@ class Client:
         self.qos2_evicted = 0
         self.on_message = None  # on_message(client, payload, topic) for unmatched messages
         self.on_log = None  # on_log(client, level, text)
+        self.on_publish = None  # on_publish(client, pid): a QoS 1/2 publish completed
+        self.tls_insecure = False  # True: accept an ssl_ctx that does not verify
         self.deliver_views = False  # True: topic and payload as memoryviews (no copy)
         self._topic_view = None
         self._payload_view = None
@@ -332,7 +341,19 @@ class Client:
             return -1
 
     def _connect_once(self):
-        # Open, CONNECT, CONNACK, renew subscriptions: all under command_timeout.
+        # Open, CONNECT, CONNACK, resend, renew subscriptions: under command_timeout.
+        ctx = self._ssl_ctx
+        if ctx is not None and not self.tls_insecure:
+            # Security by default: a context that does not check the broker's
+            # certificate (verify_mode CERT_NONE = 0) or name is refused unless the
+            # application opted out explicitly.
+            no_cert = getattr(ctx, "verify_mode", 2) == 0
+            if no_cert or getattr(ctx, "check_hostname", True) is False:
+                raise MQTTError(
+                    ERR_TLS,
+                    "ssl_ctx does not verify the broker's certificate and host name; "
+                    "set client.tls_insecure = True to connect anyway",
+                )
         self._close()
         self._rc = -1
         port = self._port
@@ -355,13 +376,13 @@ class Client:
             self._close()
             return rc
         self._connected = True
-        self._free_unwaited()
         if not self.session_present:
-            # No session on the broker: our inbound QoS 2 state is void, subscriptions
-            # must be made again [MQTT-3.1.2-6].
+            # No session on the broker: our inbound QoS 2 state is void [MQTT-3.1.2-6].
             for i in range(len(self._in_pids)):
                 self._in_pids[i] = 0
-            self._resubscribe()
+        self._resend()  # first: acks for these free slots the resubscribe may need
+        if not self.session_present:
+            self._resubscribe()  # subscriptions are gone with the session
         cb = self._aconnect_cb
         if cb is not None:
             try:
@@ -695,13 +716,20 @@ class Client:
             # Late ack of a command that timed out, or a broker bug: nothing waits.
             self._log(LOG_DEBUG, "%s for unknown packet id %d" % (_pk.type_name(t), pid))
             return
-        if self._slot_waiter[i]:
-            self._slot_result[i] = result
-            self._slot_state[i] = _DONE
-        else:
-            self._slot_state[i] = _FREE  # sent from a callback: nobody waits for it
+        with self._tlock:
+            if self._slot_waiter[i]:
+                self._slot_result[i] = result
+                self._slot_state[i] = _DONE
+            else:
+                self._clear(i)  # nobody waits for it
         if self._signal is not None:
             self._signal.notify()
+        fn = self.on_publish
+        if fn is not None and (t == _PUBACK or t == _PUBCOMP):
+            try:
+                fn(self, pid)
+            except Exception as e:
+                self._log(LOG_ERR, "on_publish raised %r" % (e,))
 
     def _on_publish(self, first, mv, rl):
         payload = _pk.decode_publish(first, mv, 0, rl)
@@ -918,40 +946,43 @@ class Client:
                 return i
         return -1
 
-    def _free_slot(self, i):
+    def _clear(self, i):
         self._slot_state[i] = _FREE
+        self._slot_topic[i] = None  # let the message go
+        self._slot_payload[i] = None
+
+    def _free_slot(self, i):
+        with self._tlock:
+            self._clear(i)
         if self._signal is not None:
             self._signal.notify()  # a thread may wait for a free slot
 
-    def _free_unwaited(self):
-        # Messages sent from callbacks whose acks never came before the link failed.
-        # They are not resent yet (a later version will, with DUP): say so.
-        states = self._slot_state
-        for i in range(len(states)):
-            if states[i] != _FREE and not self._slot_waiter[i]:
-                states[i] = _FREE
-                self._log(
-                    LOG_WARNING,
-                    "packet id %d sent from a callback was not acknowledged before the "
-                    "link failed; it is not resent" % self._slot_pid[i],
-                )
+    def _release(self, i):
+        # The waiter is done with its acked slot.
+        self._free_slot(i)
 
-    def _waitfor(self, i, deadline, what):
-        # Until slot i is done, the link fails, or the deadline passes.
+    def _unwait(self, i):
+        # The waiter gives up (timeout or link lost); the message stays in the session.
+        with self._tlock:
+            if self._slot_state[i] == _DONE:
+                self._clear(i)  # the ack came just now
+            else:
+                self._slot_waiter[i] = 0
+
+    def _wait_done(self, i, deadline):
+        # Until slot i is done (0), the link fails (ERR_CONN_LOST) or the deadline
+        # passes (ERR_TIMEOUT). A failure while reading for it closes the link.
         states = self._slot_state
         port = self._port
         while True:
             gen = self._signal.gen if self._signal is not None else 0
             if states[i] == _DONE:
-                return
+                return 0
             if not self._connected:
-                raise MQTTError(ERR_CONN_LOST, "connection lost while waiting for " + what)
+                return ERR_CONN_LOST
             left = self._left(deadline)
             if left <= 0:
-                raise MQTTError(
-                    ERR_TIMEOUT,
-                    "no %s within command_timeout (%d ms)" % (what, self._command_timeout),
-                )
+                return ERR_TIMEOUT
             if left > self._cycle_timeout:
                 left = self._cycle_timeout
             if self._loop_running and port.thread_id() != self._loop_tid:
@@ -961,16 +992,33 @@ class Client:
                     self._cycle_as_reader(left)
                 except Exception as e:
                     self._fail(e)
-                    raise
+                    self._log(LOG_WARNING, "link failed while waiting for an ack: %r" % (e,))
+
+    def _waitfor(self, i, deadline, what):
+        # As _wait_done, raising on failure (subscribe, unsubscribe).
+        code = self._wait_done(i, deadline)
+        if code == ERR_CONN_LOST:
+            raise MQTTError(ERR_CONN_LOST, "connection lost while waiting for " + what)
+        if code:
+            raise MQTTError(
+                ERR_TIMEOUT, "no %s within command_timeout (%d ms)" % (what, self._command_timeout)
+            )
 
     # ---- commands --------------------------------------------------------------------
 
-    def publish(self, topic, payload="", qos=0, retain=False):
-        """Publish; at QoS 1 and 2 wait for PUBACK / PUBCOMP up to command_timeout.
+    def publish(self, topic, payload="", qos=0, retain=False, wait=True):
+        """Publish a message. topic and payload may be str or bytes-like; bytes cost no
+        encoding and, at QoS 1/2, no copy. Returns the packet id (0 at QoS 0).
 
-        topic and payload may be str or bytes-like (bytes avoid an encode per call).
-        Returns the packet id (0 at QoS 0). Raises MQTTError: ERR_NO_CONN if not
-        connected, ERR_TIMEOUT if the ack did not come, ERR_CONN_LOST if the link failed.
+        QoS 1 and 2, the contract: publish() either raises BEFORE accepting the message
+        (ValueError for bad arguments; MQTTError ERR_NO_CONN when not connected,
+        ERR_QUEUE_SIZE when no in-flight slot freed within command_timeout,
+        ERR_PAYLOAD_SIZE when the header does not fit the send buffer), so the
+        application may retry it without a duplicate; or it accepts it into the session
+        and from then on never raises for it: the library delivers it, across reconnects
+        (resent with DUP and the same packet id). With wait=True (the default) it returns
+        once PUBACK / PUBCOMP came, or after command_timeout, or when the link failed;
+        pending() and flush() tell whether everything was acknowledged.
         """
         if isinstance(topic, str):
             topic = topic.encode()
@@ -987,40 +1035,117 @@ class Client:
         plen = len(payload)
         if qos == 0:
             with self._wlock:
-                self._send_publish(topic, payload, plen, 0, retain, 0)
+                n = _pk.encode_publish(self._sbuf, topic, plen, 0, retain, False, 0)
+                self._write_publish(n, payload, plen)
             return 0
+        if not isinstance(payload, bytes):
+            payload = bytes(payload)  # kept until acked: the caller may reuse its buffer
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
         i = self._take_slot(_WAIT_PUBACK if qos == 1 else _WAIT_PUBREC, deadline)
         pid = self._slot_pid[i]
-        if self._reader == self._port.thread_id():
-            # Called from a message function on the reading thread: waiting here would
-            # read (and deliver) nested, one level per message of a burst. Send, and let
-            # the reader free the slot when the flow completes.
-            self._slot_waiter[i] = 0
+        # From a message function on the reading thread, waiting would read (and
+        # deliver) nested, one level per message of a burst: never wait there.
+        waiter = wait and self._reader != self._port.thread_id()
+        with self._wlock:
             try:
-                with self._wlock:
-                    self._send_publish(topic, payload, plen, qos, retain, pid)
+                n = _pk.encode_publish(self._sbuf, topic, plen, qos, retain, False, pid)
             except Exception:
                 self._free_slot(i)
-                raise
-            return pid
-        try:
-            with self._wlock:
-                self._send_publish(topic, payload, plen, qos, retain, pid)
-            self._waitfor(i, deadline, "PUBACK" if qos == 1 else "PUBCOMP")
-            return pid
-        finally:
-            self._free_slot(i)
+                raise  # not accepted
+            # Accepted: the message is the session's now.
+            self._slot_topic[i] = topic
+            self._slot_payload[i] = payload
+            self._slot_flags[i] = qos << 1 | (1 if retain else 0)
+            self._seq += 1
+            self._slot_seq[i] = self._seq
+            self._slot_waiter[i] = 1 if waiter else 0
+            try:
+                self._write_publish(n, payload, plen)
+            except Exception as e:
+                # The link failed (it is closed, the loop reports it); the message is
+                # resent after the reconnect.
+                self._log(LOG_WARNING, "PUBLISH %d not sent (%r): resent on reconnect" % (pid, e))
+        if waiter:
+            if self._wait_done(i, deadline) == 0:
+                self._release(i)
+            else:
+                self._unwait(i)  # stays in the session; the reader or a resend finishes it
+        return pid
 
-    def _send_publish(self, topic, payload, plen, qos, retain, pid):
+    def _write_publish(self, n, payload, plen):
+        # Caller holds _wlock; the header (n bytes) is in the send buffer.
         sbuf = self._sbuf
-        n = _pk.encode_publish(sbuf, topic, plen, qos, retain, False, pid)
         if n + plen <= len(sbuf):
             sbuf[n : n + plen] = payload  # header and payload in one write
             self._write(sbuf, n + plen, self._command_timeout)
         else:
             self._write(sbuf, n, self._command_timeout)
             self._write(payload, plen, self._command_timeout)
+
+    def pending(self):
+        """Accepted QoS 1/2 messages not yet acknowledged by the broker."""
+        n = 0
+        for st in self._slot_state:
+            if st == _WAIT_PUBACK or st == _WAIT_PUBREC or st == _WAIT_PUBCOMP:
+                n += 1
+        return n
+
+    def flush(self, timeout_ms=None):
+        """Wait until every accepted QoS 1/2 message is acknowledged (True), or the link
+        fails or timeout_ms (default command_timeout) passes (False). For a sensor before
+        deep sleep: publish(..., wait=False) a batch, then flush()."""
+        if timeout_ms is None:
+            timeout_ms = self._command_timeout
+        deadline = self._port.ticks_add(self._ticks(), timeout_ms)
+        port = self._port
+        while self.pending():
+            gen = self._signal.gen if self._signal is not None else 0
+            left = self._left(deadline)
+            if not self._connected or left <= 0:
+                return False
+            if left > self._cycle_timeout:
+                left = self._cycle_timeout
+            if self._loop_running and port.thread_id() != self._loop_tid:
+                self._signal.wait(gen, left)
+            else:
+                try:
+                    self._cycle_as_reader(left)
+                except Exception as e:
+                    self._fail(e)
+                    return False
+        return True
+
+    def _resend(self):
+        # After a CONNACK: every accepted, unacknowledged QoS 1/2 message again, in the
+        # order first sent [MQTT-4.6.0-1], with its original packet id: PUBLISH with DUP,
+        # or PUBREL if the broker had PUBREC'd it and kept the session [MQTT-4.4.0-1].
+        # If the session is gone, a PUBREC'd QoS 2 message is published again (the
+        # broker may have lost it with the session; at worst it arrives twice).
+        states = self._slot_state
+        seqs = self._slot_seq
+        last = 0
+        while True:
+            i = -1
+            for k in range(len(states)):
+                st = states[k]
+                if st >= _WAIT_PUBACK and st <= _WAIT_PUBCOMP and seqs[k] > last:
+                    if i < 0 or seqs[k] < seqs[i]:
+                        i = k
+            if i < 0:
+                return
+            last = seqs[i]
+            pid = self._slot_pid[i]
+            if states[i] == _WAIT_PUBCOMP and self.session_present:
+                self._send_ack(_PUBREL, pid)
+                continue
+            flags = self._slot_flags[i]
+            qos = flags >> 1
+            states[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
+            topic = self._slot_topic[i]
+            payload = self._slot_payload[i]
+            with self._wlock:
+                n = _pk.encode_publish(self._sbuf, topic, len(payload), qos, flags & 1, True, pid)
+                self._write_publish(n, payload, len(payload))
 
     def subscribe(self, topic, function, qos=0):
         """Subscribe to a topic filter; function(client, payload, topic) gets each

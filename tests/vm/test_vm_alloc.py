@@ -90,14 +90,17 @@ def measure_slice_assign():
 
 
 def measure_send_publish():
-    """Client._send_publish: encode, copy the payload, one write."""
+    """encode_publish into the send buffer, then Client._write_publish: one write."""
     c, port = _client()
     payload = PAYLOAD
     plen = len(payload)
     topic = TOPIC
+    sbuf = c._sbuf
+    encode = pk.encode_publish
 
     def work():
-        c._send_publish(topic, payload, plen, 0, False, 0)
+        n = encode(sbuf, topic, plen, 0, False, False, 0)
+        c._write_publish(n, payload, plen)
 
     return work, N
 

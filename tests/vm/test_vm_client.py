@@ -146,11 +146,11 @@ def test_publish_qos1_without_puback_times_out():
     c, port = connected_client(command_timeout=2000)
     port.broker.puback = False
     t0 = port.now
-    e = mqtt_error(E.ERR_TIMEOUT, c.publish, "t", b"x", qos=1)
-    assert "PUBACK" in str(e)
+    assert c.publish("t", b"x", qos=1) == 1  # accepted: no exception after that
     assert 2000 <= port.now - t0 <= 2500
+    assert c.pending() == 1
     port.broker.puback = True
-    assert c.publish("t", b"y", qos=1) == 2  # slot free again
+    assert c.publish("t", b"y", qos=1) == 2  # another slot
     no_errors(port)
 
 
