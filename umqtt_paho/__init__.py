@@ -10,3 +10,12 @@ from .client import (  # noqa: F401
 )
 from .errors import MQTTError, connack_string, error_string  # noqa: F401
 from .topic import topic_matches_sub  # noqa: F401
+
+
+def __getattr__(name):
+    # Imported on first use only: boards that don't use it don't pay its RAM.
+    if name == "ReconnectPolicy":
+        from .reconnect import ReconnectPolicy
+
+        return ReconnectPolicy
+    raise AttributeError(name)

@@ -248,6 +248,7 @@ class Client:
         self._looping = False
         self._loop_running = False
         self._loop_tid = None
+        self._stopped = False  # disconnect() was called: recovery hooks stop
 
     def __repr__(self):
         # Never the password [issue: security by default]
@@ -303,6 +304,7 @@ class Client:
         self._breconnect_cb = breconnect_cb
         self._aconnect_cb = aconnect_cb
         self._loop_failure = loop_failure
+        self._stopped = False
         rc = self._connect_once()
         if rc:
             raise MQTTError(ERR_CONN_REFUSED, "%s (CONNACK %d)" % (connack_string(rc), rc))
@@ -454,6 +456,7 @@ class Client:
         """Send DISCONNECT and close. With timeout (ms), wait that long at most for the
         background loop to end. Returns within the timeout even if the broker is gone."""
         self._looping = False
+        self._stopped = True
         if self._connected and self._net is not None:
             bound = self._command_timeout if timeout is None else max(1, timeout)
             try:
@@ -559,6 +562,9 @@ class Client:
             timeout_ms = self._cycle_timeout
         try:
             if not self._connected:
+                # Still down (a hook said RECOVERED while it waits to retry): wait out
+                # the cycle, so a loop around cycle() does not spin.
+                self._port.sleep_ms(timeout_ms)
                 raise MQTTError(ERR_NO_CONN, "not connected")
             return self._cycle_as_reader(timeout_ms)
         except Exception as e:
