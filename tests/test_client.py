@@ -763,3 +763,33 @@ def test_callback_burst_beyond_table_and_nesting_gets_a_clear_error_and_is_still
     assert any("nested" in t for t in logs)
     acked = sorted(w[3] for w in port.net.writes if w[0] == 0x40)
     assert acked == [100 + k for k in range(7)] and c.connected() and c._nest == 0
+
+
+def test_received_message_flags_are_visible_to_the_callback():
+    seen = []
+    c, port = connected_client()
+    c.on_message = lambda cl, p, t: seen.append((cl.last_qos, cl.last_retain, cl.last_dup,
+                                                 cl.last_mid))
+    port.broker.send(publish_bytes(b"r", b"x", qos=0, retain=True))
+    port.broker.send(publish_bytes(b"r", b"y", qos=1, pid=42, dup=True))
+    c.cycle()
+    c.cycle()
+    assert seen == [(0, 1, 0, 0), (1, 0, 1, 42)]
+
+
+def test_send_subscribe_many_filters_in_one_packet_without_waiting():
+    got = []
+    c, port = connected_client()
+    c.on_subscribe = lambda cl, pid, granted: got.append((pid, bytes(granted)))
+    port.broker.auto_suback = None  # answer by hand: a multi-filter SUBACK
+    pid = c.send_subscribe([("a/#", 1), (b"b/+", 2)])
+    assert port.net.writes[-1] == b"\x82\x0e\x00\x01\x00\x03a/#\x01\x00\x03b/+\x02"
+    assert c._handlers == []  # nothing registered: messages go to on_message
+    port.broker.send(b"\x90\x04\x00\x01\x01\x80")
+    c.cycle()
+    assert got == [(pid, b"\x01\x80")] and list(c._slot_state) == [0] * 20
+    unsub = []
+    c.on_unsubscribe = lambda cl, pid: unsub.append(pid)
+    pid = c.send_unsubscribe(["a/#", "b/+"])
+    c.cycle()
+    assert unsub == [pid]

@@ -212,6 +212,13 @@ class Client:
         self.on_message = None  # on_message(client, payload, topic) for unmatched messages
         self.on_log = None  # on_log(client, level, text)
         self.on_publish = None  # on_publish(client, pid): a QoS 1/2 publish completed
+        self.on_subscribe = None  # on_subscribe(client, pid, granted): SUBACK codes (bytes)
+        self.on_unsubscribe = None  # on_unsubscribe(client, pid)
+        # The message being delivered: its QoS, retain and DUP flags and packet id.
+        self.last_qos = 0
+        self.last_retain = 0
+        self.last_dup = 0
+        self.last_mid = 0
         self.tls_insecure = False  # True: accept an ssl_ctx that does not verify
         self.deliver_views = False  # True: topic and payload as memoryviews (no copy)
         self._topic_view = None
@@ -703,9 +710,22 @@ class Client:
             self._acked(_pk.decode_ack(first, mv, 0, rl), _WAIT_PUBCOMP, t, 0)
         elif t == _SUBACK:
             pid = _pk.decode_suback(first, mv, 0, rl)
+            fn = self.on_subscribe
+            if fn is not None:
+                try:
+                    fn(self, pid, bytes(mv[2:rl]))
+                except Exception as e:
+                    self._log(LOG_ERR, "on_subscribe raised %r" % (e,))
             self._acked(pid, _WAIT_SUBACK, t, mv[2])
         elif t == _UNSUBACK:
-            self._acked(_pk.decode_ack(first, mv, 0, rl), _WAIT_UNSUBACK, t, 0)
+            pid = _pk.decode_ack(first, mv, 0, rl)
+            fn = self.on_unsubscribe
+            if fn is not None:
+                try:
+                    fn(self, pid)
+                except Exception as e:
+                    self._log(LOG_ERR, "on_unsubscribe raised %r" % (e,))
+            self._acked(pid, _WAIT_UNSUBACK, t, 0)
         elif t == _PINGRESP:
             _pk.decode_pingresp(first, mv, 0, rl)
             self._ping_outstanding = False
@@ -740,14 +760,18 @@ class Client:
     def _on_publish(self, first, mv, rl):
         payload = _pk.decode_publish(first, mv, 0, rl)
         qos = (first >> 1) & 3
+        # What the callback cannot see in (client, payload, topic): small ints, no alloc.
+        self.last_qos = qos
+        self.last_retain = first & 1
+        self.last_dup = (first >> 3) & 1
+        pid = mv[payload - 2] << 8 | mv[payload - 1] if qos else 0
+        self.last_mid = pid
         if qos == 0:
             self._deliver(first, mv, payload, rl)
         elif qos == 1:
-            pid = mv[payload - 2] << 8 | mv[payload - 1]
             self._deliver(first, mv, payload, rl)
             self._send_ack(_PUBACK, pid)
         else:
-            pid = mv[payload - 2] << 8 | mv[payload - 1]
             # Exactly once: deliver on first sight, remember the id until PUBREL, and
             # only ack a redelivery [MQTT-4.3.3-2].
             if self._remember_in(pid):
@@ -1202,6 +1226,43 @@ class Client:
                 "the broker refused the subscription to %r (SUBACK 0x80)" % (f,),
             )
         return granted
+
+    def send_subscribe(self, filters):
+        """Low level, for layers such as umqtt_paho.paho: one SUBSCRIBE for a list of
+        (filter, qos) pairs, without registering functions and without waiting; the
+        SUBACK reaches on_subscribe(client, pid, granted). Returns the packet id.
+        Not renewed after a reconnect (unlike subscribe())."""
+        pairs = []
+        need = 8
+        for f, qos in filters:
+            f = _to_bytes(f)
+            pairs.append((f, qos))
+            need += len(f) + 3
+        return self._send_nowait(_WAIT_SUBACK, _pk.encode_subscribe, pairs, need)
+
+    def send_unsubscribe(self, filters):
+        """Low level: one UNSUBSCRIBE for a list of filters, without waiting; the
+        UNSUBACK reaches on_unsubscribe(client, pid). Returns the packet id."""
+        fs = [_to_bytes(f) for f in filters]
+        need = 6
+        for f in fs:
+            need += len(f) + 2
+        return self._send_nowait(_WAIT_UNSUBACK, _pk.encode_unsubscribe, fs, need)
+
+    def _send_nowait(self, state, encode, arg, need):
+        if not self._connected:
+            raise MQTTError(ERR_NO_CONN, "not connected")
+        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
+        i = self._take_slot(state, deadline)
+        self._slot_waiter[i] = 0  # the reader frees it when the ack comes
+        pid = self._slot_pid[i]
+        try:
+            with self._wlock:
+                self._encode_large(encode, pid, arg, need)
+        except Exception:
+            self._free_slot(i)
+            raise
+        return pid
 
     def _encode_large(self, encode, pid, arg, need):
         # Caller holds _wlock. Subscribe-sized packets: the send buffer, or a one-off
