@@ -793,3 +793,17 @@ def test_send_subscribe_many_filters_in_one_packet_without_waiting():
     pid = c.send_unsubscribe(["a/#", "b/+"])
     c.cycle()
     assert unsub == [pid]
+
+
+def test_topic_checks_are_skipped_only_for_the_same_immutable_topic():
+    c, port = connected_client()
+    topic = b"sensors/1/temp"
+    c.publish(topic, b"1")
+    assert c._topic_ok is topic
+    c.publish(topic, b"2")  # same bytes object: valid, not scanned again
+    t = bytearray(b"ok/topic")
+    c.publish(t, b"x")
+    t[0:1] = b"+"  # a mutable topic changed after it was checked: checked again
+    with pytest.raises(ValueError, match="MQTT-3.3.2-2"):
+        c.publish(t, b"x")
+    assert port.net.writes[-1].endswith(b"ok/topicx")

@@ -221,6 +221,7 @@ class Client:
         self.last_mid = 0
         self.tls_insecure = False  # True: accept an ssl_ctx that does not verify
         self.deliver_views = False  # True: topic and payload as memoryviews (no copy)
+        self._topic_ok = None  # the last bytes topic that passed the checks
         self._topic_view = None
         self._payload_view = None
         self._payload_view_at = 0
@@ -1063,10 +1064,15 @@ class Client:
         if not self._connected:
             raise MQTTError(ERR_NO_CONN, "publish: not connected")
         plen = len(payload)
+        # A bytes topic validated once is not scanned again (sensors publish to the same
+        # topic object over and over): bytes cannot change.
+        checked = topic is self._topic_ok
         if qos == 0:
             with self._wlock:
-                n = _pk.encode_publish(self._sbuf, topic, plen, 0, retain, False, 0)
+                n = _pk.encode_publish(self._sbuf, topic, plen, 0, retain, False, 0, checked)
                 self._write_publish(n, payload, plen)
+            if isinstance(topic, bytes):
+                self._topic_ok = topic
             return 0
         if not isinstance(payload, bytes):
             payload = bytes(payload)  # kept until acked: the caller may reuse its buffer
@@ -1078,10 +1084,12 @@ class Client:
         waiter = wait and self._reader != self._port.thread_id()
         with self._wlock:
             try:
-                n = _pk.encode_publish(self._sbuf, topic, plen, qos, retain, False, pid)
+                n = _pk.encode_publish(self._sbuf, topic, plen, qos, retain, False, pid, checked)
             except Exception:
                 self._free_slot(i)
                 raise  # not accepted
+            if isinstance(topic, bytes):
+                self._topic_ok = topic
             # Accepted: the message is the session's now.
             self._slot_topic[i] = topic
             self._slot_payload[i] = payload
@@ -1174,7 +1182,9 @@ class Client:
             topic = self._slot_topic[i]
             payload = self._slot_payload[i]
             with self._wlock:
-                n = _pk.encode_publish(self._sbuf, topic, len(payload), qos, flags & 1, True, pid)
+                n = _pk.encode_publish(
+                    self._sbuf, topic, len(payload), qos, flags & 1, True, pid, True
+                )
                 self._write_publish(n, payload, len(payload))
 
     def subscribe(self, topic, function, qos=0):

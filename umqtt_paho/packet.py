@@ -192,20 +192,22 @@ def encode_connect(
     return pos
 
 
-def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=0):
+def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=0, checked=False):
     """PUBLISH [3.3]: fixed header, topic and packet id; returns their length.
 
     The payload (payload_len bytes) is not written: the caller copies it after the
     header when it fits the buffer, or writes it straight from its own object.
+    checked=True skips the topic checks, for a caller that validated this topic before.
     """
     _check_qos(qos, "PUBLISH", "MQTT-3.3.1-4")
     if qos:
         _check_pid(pid)
     elif dup:
         raise ValueError("DUP must be 0 for QoS 0 [MQTT-3.3.1-2]")
-    why = topic_problem(topic, 0, len(topic))
-    if why:
-        raise ValueError("topic " + why)
+    if not checked:
+        why = topic_problem(topic, 0, len(topic))
+        if why:
+            raise ValueError("topic " + why)
     if payload_len < 0:
         raise ValueError("payload length must be >= 0")
     head = 2 + len(topic) + (2 if qos else 0)
