@@ -33,6 +33,9 @@ PORTS_DIR = os.path.join(REPO, "ports")
 
 # The core: what every board gets (and the "core total" of the table).
 CORE = ("__init__", "errors", "topic", "packet", "client")
+# Modules for testing firmware on a host: not copied to real boards.
+HOST_ONLY = ("testing",)
+HOSTS = ("unix", "wasm")
 
 # board: (mpy-cross -march, or None for plain bytecode; port modules it ships).
 # A board with port modules also gets ports/__init__.py (select()) as the package
@@ -140,6 +143,8 @@ def build_board(board, out, mpy_cross):
 
     # Every module of the library, core first in a fixed order, then any others.
     lib = [n[:-3] for n in sorted(os.listdir(LIB_DIR)) if n.endswith(".py")]
+    if board not in HOSTS:
+        lib = [n for n in lib if n not in HOST_ONLY]
     order = [n for n in CORE if n in lib] + [n for n in lib if n not in CORE]
     jobs = []  # (source, target relpath under <board>/, kind)
     found, _ = _modules(LIB_DIR, order)

@@ -1,0 +1,30 @@
+from typing import Final
+
+ERR_SUCCESS: Final[int]
+ERR_NOMEM: Final[int]
+ERR_PROTOCOL: Final[int]
+ERR_INVAL: Final[int]
+ERR_NO_CONN: Final[int]
+ERR_CONN_REFUSED: Final[int]
+ERR_NOT_FOUND: Final[int]
+ERR_CONN_LOST: Final[int]
+ERR_TLS: Final[int]
+ERR_PAYLOAD_SIZE: Final[int]
+ERR_NOT_SUPPORTED: Final[int]
+ERR_AUTH: Final[int]
+ERR_ACL_DENIED: Final[int]
+ERR_UNKNOWN: Final[int]
+ERR_ERRNO: Final[int]
+ERR_QUEUE_SIZE: Final[int]
+ERR_KEEPALIVE: Final[int]
+ERR_TIMEOUT: Final[int]
+ERR_SUBSCRIBE_REFUSED: Final[int]
+
+class MQTTError(Exception):
+    """MQTTError(code, message): `code` is one of the ERR_* numbers."""
+
+    @property
+    def code(self) -> int: ...
+
+def error_string(code: int) -> str: ...
+def connack_string(rc: int) -> str: ...
