@@ -807,3 +807,41 @@ def test_topic_checks_are_skipped_only_for_the_same_immutable_topic():
     with pytest.raises(ValueError, match="MQTT-3.3.2-2"):
         c.publish(t, b"x")
     assert port.net.writes[-1].endswith(b"ok/topicx")
+
+
+def test_queue_offline_keeps_qos1_messages_and_sends_them_first_time_without_dup():
+    c, port = connected_client(max_inflight=2)
+    port.net.eof = True
+    with pytest.raises(OSError):
+        c.cycle()
+    with pytest.raises(MQTTError):  # off by default: raise, not accepted
+        c.publish(b"t", b"x", qos=1)
+    c.queue_offline = True
+    assert c.publish(b"t", b"a", qos=1) == 1
+    with pytest.raises(ValueError):  # still validated before accepting
+        c.publish(b"t/#", b"d", qos=1)
+    assert c.pending() == 1
+    pid_b = c.publish(b"t", b"b", qos=2)
+    with pytest.raises(MQTTError) as ei:  # table full: refused, not kept
+        c.publish(b"t", b"c", qos=1)
+    assert ei.value.code == E.ERR_QUEUE_SIZE and c.pending() == 2
+    assert c.reconnect() == 0
+    assert port.net.writes[1:3] == [  # DUP 0: these never went out before
+        b"\x32\x06\x00\x01t\x00\x01a",
+        b"\x34\x06\x00\x01t" + bytes([0, pid_b]) + b"b",
+    ]
+    while c.cycle():
+        pass
+    assert c.pending() == 0
+
+
+def test_lost_suback_of_send_subscribe_does_not_keep_its_slot():
+    c, port = connected_client(max_inflight=1)
+    port.broker.auto_suback = None
+    c.send_subscribe([("x", 1)])
+    assert c._slot_state[0] != 0
+    port.net.eof = True
+    with pytest.raises(OSError):
+        c.cycle()
+    assert c.reconnect() == 0 and list(c._slot_state) == [0]
+    assert c.publish(b"t", b"x", qos=1) == 2

@@ -13,9 +13,12 @@ from .topic import topic_matches_sub  # noqa: F401
 
 
 def __getattr__(name):
-    # Imported on first use only: boards that don't use it don't pay its RAM.
+    # Imported on first use only: boards that don't use them don't pay their RAM.
     if name == "ReconnectPolicy":
         from .reconnect import ReconnectPolicy
 
         return ReconnectPolicy
+    if name in ("paho", "publish", "reconnect", "testing"):
+        # `from umqtt_paho import paho`: MicroPython asks the package first.
+        return __import__("umqtt_paho." + name, None, None, (name,))
     raise AttributeError(name)

@@ -83,6 +83,8 @@ _DONE = const(6)
 
 _MAX_NEST = const(4)  # reads nested inside callbacks waiting for a free slot
 
+_SENT = const(8)  # slot flag: the PUBLISH went out at least once (resend sets DUP)
+
 _PUBLISH = const(3)
 _PUBACK = const(4)
 _PUBREC = const(5)
@@ -220,6 +222,9 @@ class Client:
         self.last_dup = 0
         self.last_mid = 0
         self.tls_insecure = False  # True: accept an ssl_ctx that does not verify
+        # True: a QoS 1/2 publish while disconnected is accepted into the in-flight
+        # table (if a slot is free) and sent after the next CONNACK.
+        self.queue_offline = False
         self.deliver_views = False  # True: topic and payload as memoryviews (no copy)
         self._topic_ok = None  # the last bytes topic that passed the checks
         self._topic_view = None
@@ -386,6 +391,7 @@ class Client:
             self._close()
             return rc
         self._connected = True
+        self._drop_lost_acks()
         if not self.session_present:
             # No session on the broker: our inbound QoS 2 state is void [MQTT-3.1.2-6].
             for i in range(len(self._in_pids)):
@@ -977,6 +983,16 @@ class Client:
                 return i
         return -1
 
+    def _drop_lost_acks(self):
+        # SUBACK / UNSUBACK of a send_subscribe / send_unsubscribe lost with the link:
+        # nothing resends those, so their slots would stay taken for good.
+        states = self._slot_state
+        with self._tlock:
+            for i in range(len(states)):
+                st = states[i]
+                if (st == _WAIT_SUBACK or st == _WAIT_UNSUBACK) and not self._slot_waiter[i]:
+                    self._clear(i)
+
     def _clear(self, i):
         self._slot_state[i] = _FREE
         self._slot_topic[i] = None  # let the message go
@@ -1061,9 +1077,11 @@ class Client:
             payload = str(payload).encode()
         if qos != 0 and qos != 1 and qos != 2:
             raise ValueError("qos must be 0, 1 or 2, not %r" % (qos,))
-        if not self._connected:
-            raise MQTTError(ERR_NO_CONN, "publish: not connected")
         plen = len(payload)
+        if not self._connected:
+            if qos and self.queue_offline:
+                return self._accept_offline(topic, payload, plen, qos, retain)
+            raise MQTTError(ERR_NO_CONN, "publish: not connected")
         # A bytes topic validated once is not scanned again (sensors publish to the same
         # topic object over and over): bytes cannot change.
         checked = topic is self._topic_ok
@@ -1093,7 +1111,9 @@ class Client:
             # Accepted: the message is the session's now.
             self._slot_topic[i] = topic
             self._slot_payload[i] = payload
-            self._slot_flags[i] = qos << 1 | (1 if retain else 0)
+            # _SENT before writing: even a write that fails half way may have reached
+            # the broker, so its resend carries DUP.
+            self._slot_flags[i] = _SENT | qos << 1 | (1 if retain else 0)
             self._seq += 1
             self._slot_seq[i] = self._seq
             self._slot_waiter[i] = 1 if waiter else 0
@@ -1109,6 +1129,33 @@ class Client:
             else:
                 self._unwait(i)  # stays in the session; the reader or a resend finishes it
         return pid
+
+    def _accept_offline(self, topic, payload, plen, qos, retain):
+        # queue_offline: keep the message for the next CONNACK (no waiting for a slot:
+        # nothing can free one while the link is down).
+        if not isinstance(payload, bytes):
+            payload = bytes(payload)
+        i = self._try_take_slot(_WAIT_PUBACK if qos == 1 else _WAIT_PUBREC)
+        if i < 0:
+            raise MQTTError(
+                ERR_QUEUE_SIZE,
+                "not connected and all %d in-flight slots are in use (max_inflight)"
+                % len(self._slot_state),
+            )
+        with self._wlock:
+            try:
+                # Encoded only to check it (it raises before accepting); not sent.
+                _pk.encode_publish(self._sbuf, topic, plen, qos, retain, False, 1)
+            except Exception:
+                self._free_slot(i)
+                raise
+        self._slot_topic[i] = topic
+        self._slot_payload[i] = payload
+        self._slot_flags[i] = qos << 1 | (1 if retain else 0)  # not _SENT: no DUP
+        self._seq += 1
+        self._slot_seq[i] = self._seq
+        self._slot_waiter[i] = 0
+        return self._slot_pid[i]
 
     def _write_publish(self, n, payload, plen):
         # Caller holds _wlock; the header (n bytes) is in the send buffer.
@@ -1177,13 +1224,15 @@ class Client:
                 self._send_ack(_PUBREL, pid)
                 continue
             flags = self._slot_flags[i]
-            qos = flags >> 1
+            qos = (flags >> 1) & 3
             states[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
             topic = self._slot_topic[i]
             payload = self._slot_payload[i]
+            dup = flags & _SENT != 0  # a message queued offline goes out the first time
+            self._slot_flags[i] = flags | _SENT
             with self._wlock:
                 n = _pk.encode_publish(
-                    self._sbuf, topic, len(payload), qos, flags & 1, True, pid, True
+                    self._sbuf, topic, len(payload), qos, flags & 1, dup, pid, True
                 )
                 self._write_publish(n, payload, len(payload))
 
