@@ -15,8 +15,10 @@ def args():
 
 
 def emit(event, **fields):
+    # One write per line: print() writes the text and the newline separately, so lines
+    # from the loop thread and the main thread could run together.
     fields["event"] = event
-    print(json.dumps(fields))
+    sys.stdout.write(json.dumps(fields) + "\n")
 
 
 def wait_until(cond, timeout_ms, step_ms=5):
