@@ -454,22 +454,51 @@ def test_inbound_qos2_delivered_exactly_once():
     assert got == [b"once", b"once"]
 
 
-def test_inbound_qos2_table_full_forgets_the_oldest_id_not_the_connection():
-    # MQTT sets no limit on QoS 2 messages awaiting PUBREL (mosquitto sends more than
-    # 20), so a full table must not be fatal.
+def test_inbound_qos2_table_full_of_this_connections_ids_closes_the_link_never_duplicates():
+    # MQTT 3.1.1 sets no limit on QoS 2 messages awaiting PUBREL. Forgetting an id of
+    # this connection could deliver a message twice, so the link is closed instead:
+    # after the reconnect the broker resends the PUBRELs and the message.
     got = []
-    logs = []
-    c, port = connected_client(max_inflight_in=2)
+    c, port = connected_client(max_inflight_in=2, clean_session=False)
     c.on_message = lambda cl, p, t: got.append(p)
-    c.on_log = lambda cl, lvl, text: logs.append(text)
-    for pid in (1, 2, 3):
+    c.on_log = lambda *a: None
+    for pid in (1, 2):
         port.broker.send(publish_bytes(b"q", b"m%d" % pid, qos=2, pid=pid))
         c.cycle()
+    port.broker.send(publish_bytes(b"q", b"m3", qos=2, pid=3))
+    with pytest.raises(MQTTError) as ei:
+        c.cycle()
+    assert ei.value.code == E.ERR_QUEUE_SIZE and not c.connected()
+    assert got == [b"m1", b"m2"]  # m3 neither delivered nor acked: it comes again
+    assert c._inbound_ids() == [1, 2]
+
+
+def test_inbound_qos2_ids_the_broker_stopped_mentioning_are_forgotten_when_full():
+    # After each CONNACK the broker resends PUBREL or PUBLISH for every id it still
+    # holds [MQTT-4.4.0-1]: an id nobody mentioned over 4 reconnects is stale; one the
+    # broker redelivered is kept (it would otherwise be delivered twice).
+    got = []
+    logs = []
+    c, port = connected_client(max_inflight_in=2, clean_session=False)
+    c.on_message = lambda cl, p, t: got.append(p)
+    c.on_log = lambda cl, lvl, text: logs.append(text)
+    for pid in (1, 2):
+        port.broker.send(publish_bytes(b"q", b"m%d" % pid, qos=2, pid=pid))
+        c.cycle()
+    port.broker.session_present = 1
+    for _ in range(4):
+        port.net.eof = True
+        with pytest.raises(OSError):
+            c.cycle()
+        assert c.reconnect() == 0
+        # the broker redelivers 1 each time (our PUBREC was lost); never mentions 2
+        port.broker.send(publish_bytes(b"q", b"m1", qos=2, pid=1, dup=True))
+        c.cycle()
+    port.broker.send(publish_bytes(b"q", b"m3", qos=2, pid=3))
+    c.cycle()
     assert got == [b"m1", b"m2", b"m3"] and c.connected()
-    assert c.qos2_evicted == 1 and any("forgot id 1" in t for t in logs)
-    port.broker.send(publish_bytes(b"q", b"m3", qos=2, pid=3, dup=True))
-    c.cycle()  # id 3 is still remembered: not delivered twice
-    assert got == [b"m1", b"m2", b"m3"]
+    assert c.qos2_evicted == 1 and any("stale QoS 2 id 2" in t for t in logs)
+    assert sorted(c._inbound_ids()) == [1, 3]
 
 
 def test_unmatched_messages_go_to_on_message_or_are_counted():

@@ -80,7 +80,8 @@ _WAIT_PUBCOMP = const(3)
 _WAIT_SUBACK = const(4)
 _WAIT_UNSUBACK = const(5)
 _DONE = const(6)
-
+_RESERVED = const(7)  # taken by publish(), not yet filled: invisible to _resend
+_STALE_EPOCHS = const(4)  # reconnects an inbound QoS 2 id may go unmentioned
 _MAX_NEST = const(4)  # reads nested inside callbacks waiting for a free slot
 
 _SENT = const(8)  # slot flag: the PUBLISH went out at least once (resend sets DUP)
@@ -151,7 +152,7 @@ class Client:
         max_packet_size=1024,
         send_buffer=256,
         max_inflight=20,
-        max_inflight_in=32,
+        max_inflight_in=256,
     ):
         client_id = _to_bytes(client_id)
         if protocol != MQTTv311 and protocol != MQTTv31:
@@ -196,8 +197,11 @@ class Client:
         self._slot_flags = bytearray(max_inflight)  # qos << 1 | retain
         self._slot_seq = [0] * max_inflight  # order first sent
         self._seq = 0
-        self._in_pids = [0] * max_inflight_in
-        self._in_evict = 0  # next inbound id to evict when the table is full
+        # Inbound QoS 2 ids awaiting PUBREL, 2 bytes each (0: free), and the connection
+        # each came on: 3 bytes an entry (768 B at the default 256).
+        self._in_ids = bytearray(2 * max_inflight_in)
+        self._in_epoch = bytearray(max_inflight_in)
+        self._epoch = 0  # counts successful connections (mod 256)
         self._pid = 0
 
         # Subscriptions: [filter bytes, function, qos]; kept across reconnects.
@@ -391,14 +395,25 @@ class Client:
             self._close()
             return rc
         self._connected = True
-        self._drop_lost_acks()
+        self._epoch = (self._epoch + 1) & 0xFF
         if not self.session_present:
-            # No session on the broker: our inbound QoS 2 state is void [MQTT-3.1.2-6].
-            for i in range(len(self._in_pids)):
-                self._in_pids[i] = 0
-        self._resend()  # first: acks for these free slots the resubscribe may need
-        if not self.session_present:
-            self._resubscribe()  # subscriptions are gone with the session
+            # No session on the broker: our inbound QoS 2 state is void [MQTT-3.1.2-6],
+            # and every subscription must be made again.
+            ids = self._in_ids
+            for i in range(len(ids)):
+                ids[i] = 0
+            for h in self._handlers:
+                h[3] = -1
+        try:
+            self._drop_lost_acks()
+            self._resend()  # first: acks for these free slots the resubscribe may need
+            # Every subscription not confirmed by a SUBACK: after a CONNACK without a
+            # session, and any whose SUBACK was lost with the link (the broker may have
+            # created the session, so session present says nothing about it).
+            self._resubscribe()
+        except Exception as e:
+            self._fail(e)  # never connected() with half a session
+            raise
         cb = self._aconnect_cb
         if cb is not None:
             try:
@@ -442,7 +457,7 @@ class Client:
                     ERR_TIMEOUT,
                     "no CONNACK within command_timeout (%d ms)" % self._command_timeout,
                 )
-            first = self._read_packet(left)
+            first = self._read_packet(left, deadline)
             if not first:
                 continue
             if first >> 4 != _CONNACK:
@@ -457,6 +472,8 @@ class Client:
 
     def _resubscribe(self):
         for h in list(self._handlers):
+            if h[3] >= 0:
+                continue  # confirmed by a SUBACK in this session
             try:
                 granted = self._subscribe_wait(h[0], h[2])
             except MQTTError as e:
@@ -587,20 +604,22 @@ class Client:
                 return -1
             raise
 
-    def _cycle_as_reader(self, timeout_ms):
+    def _cycle_as_reader(self, timeout_ms, deadline=None):
         me = self._port.thread_id()
         if self._reader == me:
-            return self._cycle(timeout_ms)  # nested: from a callback of this reader
+            return self._cycle(timeout_ms, deadline)  # nested: from a callback of this reader
         with self._rlock:
             self._reader = me
             try:
-                return self._cycle(timeout_ms)
+                return self._cycle(timeout_ms, deadline)
             finally:
                 self._reader = None
 
-    def _cycle(self, timeout_ms):
+    def _cycle(self, timeout_ms, deadline=None):
+        # deadline: the caller's own bound (a command's), which the rest of a packet
+        # begun in this cycle must also keep.
         t = 0
-        first = self._read_packet(timeout_ms)
+        first = self._read_packet(timeout_ms, deadline)
         if first:
             t = self._handle(first, self._rl)
         self._keepalive()
@@ -626,7 +645,7 @@ class Client:
                 )
             got += net.read_into(mv[got:], n - got, left)
 
-    def _read_packet(self, timeout_ms):
+    def _read_packet(self, timeout_ms, bound=None):
         # One packet into _rbuf (its body at offset 0); returns its first byte, or 0 if
         # no packet began within timeout_ms.
         net = self._net
@@ -637,8 +656,11 @@ class Client:
             return 0
         h = self._hbuf
         h[0] = first = b1[0]
-        # The packet has begun: the rest must follow within command_timeout.
+        # The packet has begun: the rest must follow within command_timeout, and within
+        # the caller's bound if it has one.
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
+        if bound is not None and self._diff(bound, deadline) < 0:
+            deadline = bound
         i = 1
         while True:
             self._read_exact(self._b1mv, 1, deadline)
@@ -787,34 +809,57 @@ class Client:
 
     def _remember_in(self, pid):
         # True if pid is new (and now remembered), False if it was already there.
-        ids = self._in_pids
+        ids = self._in_ids
+        epochs = self._in_epoch
+        now = self._epoch
         free = -1
-        for i in range(len(ids)):
-            p = ids[i]
+        stale = -1
+        for i in range(len(epochs)):
+            p = ids[2 * i] << 8 | ids[2 * i + 1]
             if p == pid:
+                epochs[i] = now  # redelivered: the broker still has it
                 return False
-            if p == 0 and free < 0:
-                free = i
+            if p == 0:
+                if free < 0:
+                    free = i
+            elif stale < 0 and (now - epochs[i]) & 0xFF >= _STALE_EPOCHS:
+                stale = i
         if free < 0:
-            # MQTT sets no limit on QoS 2 messages awaiting PUBREL, so a full table is no
-            # error: forget one id. It only matters if the broker redelivers exactly
-            # that message (our PUBREC lost with the link): then it is delivered twice.
-            free = self._in_evict
-            self._in_evict = (free + 1) % len(ids)
+            if stale < 0:
+                # Forgetting an id the broker may still redeliver could deliver a
+                # message twice. Close the link instead: after the reconnect the broker
+                # resends those PUBRELs (freeing ids) and this PUBLISH.
+                raise MQTTError(
+                    ERR_QUEUE_SIZE,
+                    "more than max_inflight_in=%d QoS 2 messages awaiting PUBREL" % len(epochs),
+                )
+            # The broker resends PUBREL or PUBLISH for every id it still holds after
+            # each CONNACK [MQTT-4.4.0-1]: an id untouched over several reconnects is
+            # one it no longer holds.
+            free = stale
             self.qos2_evicted += 1
             self._log(
                 LOG_WARNING,
-                "more than max_inflight_in=%d QoS 2 messages awaiting PUBREL: forgot id %d"
-                % (len(ids), ids[free]),
+                "forgot stale QoS 2 id %d" % (ids[2 * free] << 8 | ids[2 * free + 1]),
             )
-        ids[free] = pid
+        ids[2 * free] = pid >> 8
+        ids[2 * free + 1] = pid & 0xFF
+        epochs[free] = now
         return True
 
     def _forget_in(self, pid):
-        ids = self._in_pids
-        for i in range(len(ids)):
-            if ids[i] == pid:
+        ids = self._in_ids
+        hi = pid >> 8
+        lo = pid & 0xFF
+        for i in range(0, len(ids), 2):
+            if ids[i] == hi and ids[i + 1] == lo:
                 ids[i] = 0
+                ids[i + 1] = 0
+
+    def _inbound_ids(self):
+        # The QoS 2 ids awaiting PUBREL (for tests and diagnostics; allocates).
+        ids = self._in_ids
+        return [ids[i] << 8 | ids[i + 1] for i in range(0, len(ids), 2) if ids[i] | ids[i + 1]]
 
     def _deliver(self, first, mv, payload, rl):
         tl = mv[0] << 8 | mv[1]
@@ -934,7 +979,7 @@ class Client:
                     )
                 self._nest += 1
                 try:
-                    self._cycle(left)
+                    self._cycle(left, deadline)
                 finally:
                     self._nest -= 1
             elif self._loop_running and me != self._loop_tid:
@@ -944,7 +989,7 @@ class Client:
                     break
                 self._signal.wait(gen, left)
             else:
-                self._cycle_as_reader(left)
+                self._cycle_as_reader(left, deadline)
             i = self._try_take_slot(state)
         return i
 
@@ -1036,7 +1081,7 @@ class Client:
                 self._signal.wait(gen, left)  # the loop thread reads for us
             else:
                 try:
-                    self._cycle_as_reader(left)
+                    self._cycle_as_reader(left, deadline)
                 except Exception as e:
                     self._fail(e)
                     self._log(LOG_WARNING, "link failed while waiting for an ack: %r" % (e,))
@@ -1095,7 +1140,7 @@ class Client:
         if not isinstance(payload, bytes):
             payload = bytes(payload)  # kept until acked: the caller may reuse its buffer
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(_WAIT_PUBACK if qos == 1 else _WAIT_PUBREC, deadline)
+        i = self._take_slot(_RESERVED, deadline)
         pid = self._slot_pid[i]
         # From a message function on the reading thread, waiting would read (and
         # deliver) nested, one level per message of a burst: never wait there.
@@ -1108,15 +1153,18 @@ class Client:
                 raise  # not accepted
             if isinstance(topic, bytes):
                 self._topic_ok = topic
-            # Accepted: the message is the session's now.
-            self._slot_topic[i] = topic
-            self._slot_payload[i] = payload
-            # _SENT before writing: even a write that fails half way may have reached
-            # the broker, so its resend carries DUP.
-            self._slot_flags[i] = _SENT | qos << 1 | (1 if retain else 0)
-            self._seq += 1
-            self._slot_seq[i] = self._seq
-            self._slot_waiter[i] = 1 if waiter else 0
+            # Accepted: the message is the session's now. Filled under _tlock, and only
+            # then visible to a reconnect's _resend.
+            with self._tlock:
+                self._slot_topic[i] = topic
+                self._slot_payload[i] = payload
+                # _SENT before writing: even a write that fails half way may have
+                # reached the broker, so its resend carries DUP.
+                self._slot_flags[i] = _SENT | qos << 1 | (1 if retain else 0)
+                self._seq += 1
+                self._slot_seq[i] = self._seq
+                self._slot_waiter[i] = 1 if waiter else 0
+                self._slot_state[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
             try:
                 self._write_publish(n, payload, plen)
             except Exception as e:
@@ -1135,7 +1183,7 @@ class Client:
         # nothing can free one while the link is down).
         if not isinstance(payload, bytes):
             payload = bytes(payload)
-        i = self._try_take_slot(_WAIT_PUBACK if qos == 1 else _WAIT_PUBREC)
+        i = self._try_take_slot(_RESERVED)
         if i < 0:
             raise MQTTError(
                 ERR_QUEUE_SIZE,
@@ -1149,12 +1197,14 @@ class Client:
             except Exception:
                 self._free_slot(i)
                 raise
-        self._slot_topic[i] = topic
-        self._slot_payload[i] = payload
-        self._slot_flags[i] = qos << 1 | (1 if retain else 0)  # not _SENT: no DUP
-        self._seq += 1
-        self._slot_seq[i] = self._seq
-        self._slot_waiter[i] = 0
+        with self._tlock:
+            self._slot_topic[i] = topic
+            self._slot_payload[i] = payload
+            self._slot_flags[i] = qos << 1 | (1 if retain else 0)  # not _SENT: no DUP
+            self._seq += 1
+            self._slot_seq[i] = self._seq
+            self._slot_waiter[i] = 0
+            self._slot_state[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
         return self._slot_pid[i]
 
     def _write_publish(self, n, payload, plen):
@@ -1194,7 +1244,7 @@ class Client:
                 self._signal.wait(gen, left)
             else:
                 try:
-                    self._cycle_as_reader(left)
+                    self._cycle_as_reader(left, deadline)
                 except Exception as e:
                     self._fail(e)
                     return False
@@ -1205,31 +1255,35 @@ class Client:
         # order first sent [MQTT-4.6.0-1], with its original packet id: PUBLISH with DUP,
         # or PUBREL if the broker had PUBREC'd it and kept the session [MQTT-4.4.0-1].
         # If the session is gone, a PUBREC'd QoS 2 message is published again (the
-        # broker may have lost it with the session; at worst it arrives twice).
+        # broker may have lost it with the session; at worst it arrives twice). Slots
+        # are read under _tlock (publish() fills them under it) and written outside it.
         states = self._slot_state
         seqs = self._slot_seq
         last = 0
         while True:
-            i = -1
-            for k in range(len(states)):
-                st = states[k]
-                if st >= _WAIT_PUBACK and st <= _WAIT_PUBCOMP and seqs[k] > last:
-                    if i < 0 or seqs[k] < seqs[i]:
-                        i = k
-            if i < 0:
-                return
-            last = seqs[i]
-            pid = self._slot_pid[i]
-            if states[i] == _WAIT_PUBCOMP and self.session_present:
+            with self._tlock:
+                i = -1
+                for k in range(len(states)):
+                    st = states[k]
+                    if st >= _WAIT_PUBACK and st <= _WAIT_PUBCOMP and seqs[k] > last:
+                        if i < 0 or seqs[k] < seqs[i]:
+                            i = k
+                if i < 0:
+                    return
+                last = seqs[i]
+                pid = self._slot_pid[i]
+                release = states[i] == _WAIT_PUBCOMP and self.session_present
+                flags = self._slot_flags[i]
+                qos = (flags >> 1) & 3
+                topic = self._slot_topic[i]
+                payload = self._slot_payload[i]
+                if not release:
+                    states[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
+                    self._slot_flags[i] = flags | _SENT
+            if release:
                 self._send_ack(_PUBREL, pid)
                 continue
-            flags = self._slot_flags[i]
-            qos = (flags >> 1) & 3
-            states[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
-            topic = self._slot_topic[i]
-            payload = self._slot_payload[i]
             dup = flags & _SENT != 0  # a message queued offline goes out the first time
-            self._slot_flags[i] = flags | _SENT
             with self._wlock:
                 n = _pk.encode_publish(
                     self._sbuf, topic, len(payload), qos, flags & 1, dup, pid, True

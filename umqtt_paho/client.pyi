@@ -42,6 +42,7 @@ class Client:
     last_dup: int
     last_mid: int
     tls_insecure: bool
+    queue_offline: bool
     deliver_views: bool
     def __init__(
         self,
@@ -54,7 +55,7 @@ class Client:
         max_packet_size: int = 1024,
         send_buffer: int = 256,
         max_inflight: int = 20,
-        max_inflight_in: int = 32,
+        max_inflight_in: int = 256,
     ) -> None: ...
     def set_username_pw(self, username: _Text | None, password: _Text | None = "") -> None: ...
     def set_will(
