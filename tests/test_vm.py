@@ -43,6 +43,8 @@ VM_MODULES = {
         "tests/vm/test_vm_alloc.py",
         ("tests/vm/vmport.py", "tests/servercodec.py"),
     ),
+    "test_vm_outbox": ("tests/vm/test_vm_outbox.py", ()),
+    "test_vm_flashlog": ("tests/vm/test_vm_flashlog.py", ()),
 }
 
 # Bytes a measure_* may allocate per iteration; None: measured and printed, not judged.
@@ -63,6 +65,14 @@ ALLOC_BUDGET = {
     "measure_publish_qos2": 0,  # PUBREC, PUBREL, PUBCOMP included
     "measure_receive_qos0_views": 0,  # deliver_views: reused memoryviews
     "measure_receive_qos1_views": 0,  # + filter match and PUBACK
+    # umqtt_paho.outbox (tests/vm/test_vm_outbox.py)
+    "measure_outbox_put": 0,  # put(20-byte topic, 64-byte payload) + pop, steady state
+    "measure_outbox_put_drop_oldest": 0,  # full ring: every put evicts
+    "measure_outbox_put_drop_newest": 0,  # full ring: every put refused
+    "measure_outbox_copy_publish": 0,  # whole PUBLISH into the send buffer
+    "measure_outbox_copy_header": 0,
+    "measure_outbox_accessors": 0,
+    "measure_outbox_drain": 0,  # peek + copy_publish + pop + put
 }
 
 
