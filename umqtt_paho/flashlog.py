@@ -32,8 +32,8 @@
 #   A record is L + 7 bytes (14 + topic + payload for a message). A data record's seq is
 #   the message's id: 1, 2, 3 ... one per appended message, increasing across segments,
 #   resets and trims (a power cut gives the seqs of the messages it lost with the buffer
-#   to the next ones: nothing on flash names them). An ACK record (flags 0x80, T = 0, a 4-byte payload LAST) says that
-#   messages seq .. LAST are acknowledged: it is 18 bytes.
+#   to the next ones: nothing on flash names them). An ACK record (flags 0x80, T = 0,
+#   a 4-byte payload LAST) says that messages seq .. LAST are acknowledged: 18 bytes.
 #
 # Theory of operation
 # - Segments: records go into files seg00000001.log, seg00000002.log ... in the log's
