@@ -180,6 +180,11 @@ class Network:
             pass
         if ssl_ctx is not None:
             sock = self._tls(sock, ssl_ctx, host, ticks_diff(deadline, ticks_ms()))
+        self._setup(sock)
+
+    def _setup(self, sock):
+        # A connected, non-blocking stream: polls for reading and writing.
+        self._probe = bytearray(1)
         rp = select.poll()
         rp.register(sock, _POLLIN)
         wp = select.poll()

@@ -415,3 +415,12 @@ def test_client_allocation_is_reported(run_mp, mosquitto):
     r = ev["result"]
     print(f"MicroPython unix (64-bit) heap bytes per call: {r}")
     assert r["qos0_per_publish"] < 1024 and r["qos1_per_publish"] < 2048, r
+
+
+def test_stream_port_carries_a_session_over_an_application_made_connection(run_mp, mosquitto):
+    """ports/stream.py: the connection comes from the application's connect() (as on an
+    Ethernet, PPP or modem interface), the client drives it like any socket."""
+    ev = run_to_end(run_mp, "stream_port.py", mosquitto.host, mosquitto.port)
+    r = ev["result"]
+    assert r["name"] == "modem" and r["opened"] == 1 and r["timeout"] == 5000, r
+    assert r["distinct"] == 20, r

@@ -41,11 +41,11 @@ HOSTS = ("unix", "wasm")
 # A board with port modules also gets ports/__init__.py (select()) as the package
 # umqtt_paho.ports. wasm has no sockets: the core only (the tests give it a port).
 BOARDS = {
-    "esp32": ("xtensawin", ("micropython", "esp32")),
-    "esp32s3": ("xtensawin", ("micropython", "esp32")),
-    "pico_w": ("armv6m", ("micropython", "rp2")),
-    "pico2_w": ("armv7emsp", ("micropython", "rp2")),
-    "unix": (None, ("micropython",)),
+    "esp32": ("xtensawin", ("micropython", "stream", "esp32")),
+    "esp32s3": ("xtensawin", ("micropython", "stream", "esp32")),
+    "pico_w": ("armv6m", ("micropython", "stream", "rp2")),
+    "pico2_w": ("armv7emsp", ("micropython", "stream", "rp2")),
+    "unix": (None, ("micropython", "stream")),
     "wasm": (None, ()),
 }
 
