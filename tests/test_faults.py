@@ -428,9 +428,13 @@ def test_end_to_end_no_message_lost_through_faulty_links(mosquitto, inbound_tabl
         problems.append("%d accepted messages never acknowledged" % pending_left)
     if lost != {1: 0, 2: 0}:
         problems.append("LOST: %r" % lost)
-    if dups[2]:
+    # Duplicates mosquitto caused by re-sending a PUBLISH after its own PUBREL (shown by
+    # its log, per id) are reported above; the client cannot see them [MQTT 3.1.1
+    # 4.3.3]. Every other duplicate is the client's and fails the proof.
+    if client_dup2:
         problems.append(
-            "QoS 2 DUPLICATED: %d (subscriber qos2_evicted %d)" % (dups[2], sub.qos2_evicted)
+            "QoS 2 DUPLICATED by the client: %d (subscriber qos2_evicted %d)"
+            % (client_dup2, sub.qos2_evicted)
         )
     if odd:
         problems.append("corrupt payloads delivered: %r" % odd[:5])
