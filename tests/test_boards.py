@@ -949,7 +949,7 @@ def manifestfile_module(tmp_path):
     src = os.path.join(cache, "src")
     tarballs = sorted(n for n in os.listdir(src) if ".orig.tar" in n) if os.path.isdir(src) else []
     if not tarballs:
-        pytest.skip("no MicroPython source in %s (tools/build_mp_unix.sh caches it)" % src)
+        pytest.fail("no MicroPython source in %s (tools/build_mp_unix.sh caches it)" % src)
     with tarfile.open(os.path.join(src, tarballs[-1])) as tar:
         for member in tar:
             if member.name.endswith("/tools/manifestfile.py"):

@@ -392,10 +392,10 @@ def micropython_binary():
     try:
         out = subprocess.run(["bash", script], capture_output=True, text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip("no MicroPython unix port: %s" % e)
+        pytest.fail("no MicroPython unix port: %s" % e)
     path = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
     if out.returncode != 0 or not os.access(path, os.X_OK):
-        pytest.skip("no MicroPython unix port (tools/build_mp_unix.sh): %s" % out.stderr[-500:])
+        pytest.fail("no MicroPython unix port (tools/build_mp_unix.sh): %s" % out.stderr[-500:])
     return path
 
 

@@ -1,4 +1,4 @@
-from typing import Any, Callable, Final, Iterable
+from typing import Any, Callable, Final, Iterable  # cpython-only (a stub)
 
 from .errors import MQTTError as MQTTError
 

@@ -1,4 +1,4 @@
-from typing import Final
+from typing import Final  # cpython-only: a stub, never imported on a board
 
 ERR_SUCCESS: Final[int]
 ERR_NOMEM: Final[int]

@@ -1,4 +1,4 @@
-from typing import Protocol
+from typing import Protocol  # cpython-only: a stub, never imported on a board
 
 class _Bytes(Protocol):
     # bytes, bytearray, memoryview: indexable by int, giving int, with a length
