@@ -45,6 +45,10 @@ VM_MODULES = {
     ),
     "test_vm_outbox": ("tests/vm/test_vm_outbox.py", ()),
     "test_vm_flashlog": ("tests/vm/test_vm_flashlog.py", ()),
+    "test_vm_store": (
+        "tests/vm/test_vm_store.py",
+        ("tests/vm/vmport.py", "tests/servercodec.py"),
+    ),
 }
 
 # Bytes a measure_* may allocate per iteration; None: measured and printed, not judged.
@@ -73,6 +77,26 @@ ALLOC_BUDGET = {
     "measure_outbox_copy_header": 0,
     "measure_outbox_accessors": 0,
     "measure_outbox_drain": 0,  # peek + copy_publish + pop + put
+    "measure_outbox_put_seq": 0,  # put with a seq + pop
+    "measure_outbox_take_done": 0,  # put two, take two, done out of order
+    "measure_outbox_take_accessors": 0,
+    "measure_outbox_seq_large": None,  # seq >= 2**30: not a small int on 32 bits
+    # store and forward through the Client (tests/vm/test_vm_store.py), per message
+    "measure_store_offline_publish_qos1": 0,  # publish while disconnected: into the Outbox
+    "measure_store_offline_publish_qos2": 0,
+    "measure_store_offline_publish_qos1_evicting": 0,  # full DROP_OLDEST ring
+    "measure_store_drain_qos1": 0,  # after connect: sent from the ring, PUBACK handled
+    "measure_store_drain_qos2": 0,  # + PUBREC, PUBREL, PUBCOMP
+    "measure_store_backlog_publish_qos1": 0,  # connected behind a backlog: into the ring
+    "measure_store_backlog_publish_qos2": 0,
+    "measure_store_backlog_steady_qos1": 0,  # publish + the read that sends the oldest
+    "measure_store_backlog_steady_qos2": 0,
+    # with a FlashLog: the log's CRC, file writes, acks and refills allocate (printed)
+    "measure_store_flash_offline_publish_qos1": None,
+    "measure_store_flash_connected_publish_qos1": None,
+    "measure_store_flash_drain_after_reset_qos1": None,
+    "measure_store_flash_drain_after_reset_qos2": None,
+    "measure_store_flash_idle_cycle_behind": None,
 }
 
 

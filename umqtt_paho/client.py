@@ -50,6 +50,7 @@ from .errors import (
     ERR_KEEPALIVE,
     ERR_NO_CONN,
     ERR_NOT_SUPPORTED,
+    ERR_PAYLOAD_SIZE,
     ERR_PROTOCOL,
     ERR_QUEUE_SIZE,
     ERR_SUBSCRIBE_REFUSED,
@@ -97,6 +98,12 @@ _PINGRESP = const(13)
 _CONNACK = const(2)
 
 
+def _pid_of(seq):
+    # The packet id of flash log message seq: a pure function of it, so after a reset
+    # a message goes out again under the id the broker's session may hold.
+    return (seq - 1) % 65535 + 1
+
+
 def _default_port():
     from .ports import select
 
@@ -139,6 +146,13 @@ class Client:
         from the caller's object in a second write.
     max_inflight: commands that may wait for an ack at once (threads, nested callbacks).
     max_inflight_in: inbound QoS 2 messages awaiting PUBREL at once.
+    outbox: an outbox.Outbox: QoS 1/2 messages published while disconnected, while the
+        in-flight table is full or while older ones wait are copied into it and sent
+        from it in order (store and forward, docs/store-and-forward.md).
+    store: a flashlog.FlashLog: every QoS 1/2 message is logged on flash first and
+        acknowledged there once the broker acknowledged it; after a reset, a new
+        Client on the same log sends what was not acknowledged. The outbox (default
+        Outbox(2048)) then holds a window of the log.
     """
 
     def __init__(
@@ -153,6 +167,8 @@ class Client:
         send_buffer=256,
         max_inflight=20,
         max_inflight_in=256,
+        outbox=None,
+        store=None,
     ):
         client_id = _to_bytes(client_id)
         if protocol != MQTTv311 and protocol != MQTTv31:
@@ -196,6 +212,9 @@ class Client:
         self._slot_payload = [None] * max_inflight
         self._slot_flags = bytearray(max_inflight)  # qos << 1 | retain
         self._slot_seq = [0] * max_inflight  # order first sent
+        self._slot_off = [-1] * max_inflight  # the message's record in the outbox, or -1
+        self._slot_lseq = [0] * max_inflight  # its seq in the flash log, or 0
+        self._spare = 2 if max_inflight > 1 else 1  # queued sends leave a slot free
         self._seq = 0
         # Inbound QoS 2 ids awaiting PUBREL, 2 bytes each (0: free), and the connection
         # each came on: 3 bytes an entry (768 B at the default 256).
@@ -203,6 +222,25 @@ class Client:
         self._in_epoch = bytearray(max_inflight_in)
         self._epoch = 0  # counts successful connections (mod 256)
         self._pid = 0
+
+        # Store and forward (docs/store-and-forward.md).
+        if store is not None and outbox is None:
+            from .outbox import Outbox
+
+            outbox = Outbox(2048)
+        self._outbox = outbox
+        self._store = store
+        self.drain_burst = 4  # queued messages sent per read cycle at most
+        self.queue_qos0 = False  # True: QoS 0 publishes are queued too while offline
+        # The flash log: seqs up to _loaded went to the outbox or a slot; _behind: it
+        # holds messages after them. Seqs up to _recovered were logged before this
+        # Client existed: they may have been sent (DUP) under the pid of their seq.
+        self._loaded = 0
+        self._released = []  # recovered QoS 2 seqs the broker had PUBREC'd
+        self._need_t = 0  # the sizes of the next logged message the outbox must fit
+        self._need_p = 0
+        self._behind = store is not None and len(store) > 0
+        self._recovered = store.last_seq() if store is not None else 0
 
         # Subscriptions: [filter bytes, function, qos]; kept across reconnects.
         self._handlers = []
@@ -259,6 +297,7 @@ class Client:
         self._wlock = port.allocate_lock() if threads else _NoLock()
         self._rlock = port.allocate_lock() if threads else _NoLock()
         self._tlock = port.allocate_lock() if threads else _NoLock()
+        self._slock = port.allocate_lock() if threads else _NoLock()  # the flash log
         self._signal = port.Signal() if threads else None
         self._reader = None  # thread id of the thread inside _cycle
         self._nest = 0
@@ -414,6 +453,8 @@ class Client:
         except Exception as e:
             self._fail(e)  # never connected() with half a session
             raise
+        if self._outbox is not None:
+            self._drain()  # a first burst of the backlog; each read cycle sends more
         cb = self._aconnect_cb
         if cb is not None:
             try:
@@ -497,6 +538,9 @@ class Client:
             except Exception as e:
                 self._log(LOG_INFO, "DISCONNECT not sent: %r" % (e,))
         self._close()
+        if self._store is not None:
+            with self._slock:
+                self._store.sync()  # acks and messages still in RAM: before deep sleep
         if timeout and self._loop_running and self._port.thread_id() != self._loop_tid:
             deadline = self._port.ticks_add(self._ticks(), timeout)
             while self._loop_running and self._left(deadline) > 0:
@@ -623,6 +667,8 @@ class Client:
         if first:
             t = self._handle(first, self._rl)
         self._keepalive()
+        if self._outbox is not None and self._nest == 0:
+            self._drain()
         return t
 
     # ---- reading ---------------------------------------------------------------------
@@ -727,6 +773,15 @@ class Client:
             i = self._find_slot(pid, _WAIT_PUBREC)
             if i >= 0:
                 self._slot_state[i] = _WAIT_PUBCOMP
+                lseq = self._slot_lseq[i]
+                if lseq:
+                    # On flash before the PUBREL: after a reset only the PUBREL is owed
+                    # (a PUBLISH could arrive as a new message once this one is released).
+                    try:
+                        with self._slock:
+                            self._store.release(lseq)
+                    except Exception as e:
+                        self._log(LOG_ERR, "flash log release(%d) failed: %r" % (lseq, e))
             else:
                 self._log(LOG_DEBUG, "PUBREC for unknown packet id %d" % pid)
             # Release it even if we no longer wait for it, so the broker can finish.
@@ -771,12 +826,21 @@ class Client:
             # Late ack of a command that timed out, or a broker bug: nothing waits.
             self._log(LOG_DEBUG, "%s for unknown packet id %d" % (_pk.type_name(t), pid))
             return
+        lseq = self._slot_lseq[i]
         with self._tlock:
+            off = self._slot_off[i]
+            if off >= 0:
+                self._outbox.done(off)  # the record leaves the ring
+                self._slot_off[i] = -1
             if self._slot_waiter[i]:
                 self._slot_result[i] = result
                 self._slot_state[i] = _DONE
             else:
                 self._clear(i)  # nobody waits for it
+        if lseq:
+            self._slot_lseq[i] = 0
+            with self._slock:
+                self._store.ack(lseq)
         if self._signal is not None:
             self._signal.notify()
         fn = self.on_publish
@@ -993,17 +1057,26 @@ class Client:
             i = self._try_take_slot(state)
         return i
 
-    def _try_take_slot(self, state):
+    def _try_take_slot(self, state, pid=0):
         with self._tlock:
-            states = self._slot_state
-            free = -1
-            for i in range(len(states)):
-                if states[i] == _FREE:
+            return self._slot_for(state, pid, 1)
+
+    def _slot_for(self, state, pid, spare):
+        # Caller holds _tlock. A free slot, leaving spare - 1 others free, with packet
+        # id pid (-1 if a slot in use has it) or, if pid is 0, the next unused one.
+        states = self._slot_state
+        pids = self._slot_pid
+        free = -1
+        for i in range(len(states)):
+            if states[i] == _FREE:
+                if free < 0:
                     free = i
-                    break
-            if free < 0:
+                spare -= 1
+            elif pids[i] == pid:
                 return -1
-            pids = self._slot_pid
+        if spare > 0:
+            return -1
+        if not pid:
             pid = self._pid
             while True:
                 pid = pid + 1 if pid < 65535 else 1  # ids 1..65535 [MQTT-2.3.1-1]
@@ -1014,11 +1087,11 @@ class Client:
                 if not used:
                     break
             self._pid = pid
-            pids[free] = pid
-            self._slot_result[free] = 0
-            self._slot_waiter[free] = 1
-            states[free] = state
-            return free
+        pids[free] = pid
+        self._slot_result[free] = 0
+        self._slot_waiter[free] = 1
+        states[free] = state
+        return free
 
     def _find_slot(self, pid, state):
         pids = self._slot_pid
@@ -1042,6 +1115,8 @@ class Client:
         self._slot_state[i] = _FREE
         self._slot_topic[i] = None  # let the message go
         self._slot_payload[i] = None
+        self._slot_off[i] = -1
+        self._slot_lseq[i] = 0
 
     def _free_slot(self, i):
         with self._tlock:
@@ -1123,6 +1198,10 @@ class Client:
         if qos != 0 and qos != 1 and qos != 2:
             raise ValueError("qos must be 0, 1 or 2, not %r" % (qos,))
         plen = len(payload)
+        ob = self._outbox
+        if ob is not None and (qos or self.queue_qos0):
+            if qos or not self._connected or self._behind or ob.unsent:
+                return self._publish_stored(topic, payload, plen, qos, retain, wait)
         if not self._connected:
             if qos and self.queue_offline:
                 return self._accept_offline(topic, payload, plen, qos, retain)
@@ -1141,7 +1220,12 @@ class Client:
             payload = bytes(payload)  # kept until acked: the caller may reuse its buffer
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
         i = self._take_slot(_RESERVED, deadline)
+        return self._send_in_slot(i, topic, payload, plen, qos, retain, wait, deadline, 0)
+
+    def _send_in_slot(self, i, topic, payload, plen, qos, retain, wait, deadline, lseq):
+        # Publish through reserved slot i (QoS 1/2); lseq: its seq in the flash log.
         pid = self._slot_pid[i]
+        checked = topic is self._topic_ok
         # From a message function on the reading thread, waiting would read (and
         # deliver) nested, one level per message of a burst: never wait there.
         waiter = wait and self._reader != self._port.thread_id()
@@ -1163,6 +1247,7 @@ class Client:
                 self._slot_flags[i] = _SENT | qos << 1 | (1 if retain else 0)
                 self._seq += 1
                 self._slot_seq[i] = self._seq
+                self._slot_lseq[i] = lseq
                 self._slot_waiter[i] = 1 if waiter else 0
                 self._slot_state[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
             try:
@@ -1177,6 +1262,178 @@ class Client:
             else:
                 self._unwait(i)  # stays in the session; the reader or a resend finishes it
         return pid
+
+    def _publish_stored(self, topic, payload, plen, qos, retain, wait):
+        # With an outbox (and maybe a flash log). Order per topic needs one queue: a
+        # message goes straight out only when nothing older waits; otherwise, or when
+        # disconnected or no slot is free, it is copied into the outbox and sent from
+        # there. Checks come first, so a refused message was never accepted.
+        ob = self._outbox
+        store = self._store
+        tl = len(topic)
+        if topic is not self._topic_ok:
+            why = topic_problem(topic, 0, tl)
+            if why:
+                raise ValueError("topic " + why)
+        if 1 + 4 + 2 + tl + 2 > len(self._sbuf):
+            raise MQTTError(
+                ERR_PAYLOAD_SIZE,
+                "PUBLISH header (topic %d bytes) does not fit the send buffer (%d)"
+                % (tl, len(self._sbuf)),
+            )
+        if 11 + tl + plen > ob.capacity:  # RECORD_HEADER: never queued whole otherwise
+            raise ValueError(
+                "message of %d bytes (topic and payload) does not fit the outbox (%d bytes)"
+                % (tl + plen, ob.capacity)
+            )
+        if isinstance(topic, bytes):
+            self._topic_ok = topic
+        lseq = 0
+        if qos and store is not None:
+            with self._slock:
+                lseq = store.append(topic, payload, qos, retain)
+            if not lseq:
+                self._log(LOG_WARNING, "flash log full (REFUSE_NEW): message dropped")
+                return 0
+        if qos and self._connected and not self._behind and not ob.unsent:
+            with self._tlock:
+                i = self._slot_for(_RESERVED, _pid_of(lseq) if lseq else 0, self._spare)
+            if i >= 0:
+                if not isinstance(payload, bytes):
+                    payload = bytes(payload)  # kept until acked
+                deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
+                if lseq:
+                    self._loaded = lseq
+                return self._send_in_slot(
+                    i, topic, payload, plen, qos, retain, wait, deadline, lseq
+                )
+        with self._tlock:
+            if lseq:
+                # The log holds it: the outbox is a window of the log, never dropping.
+                if self._behind or not ob.has_room(tl, plen):
+                    self._behind = True
+                else:
+                    ob.put(topic, payload, qos, retain, lseq)
+                    self._loaded = lseq
+            else:
+                ob.put(topic, payload, qos, retain)  # the outbox's policy applies
+        if self._connected:
+            self._drain()
+        return 0
+
+    def _drain(self):
+        # Send queued messages, oldest first: at most drain_burst per call (one call per
+        # read cycle, so a backlog never starves keepalive or inbound messages), and
+        # QoS 1/2 only into free in-flight slots, one always left for other commands.
+        ob = self._outbox
+        n = self.drain_burst
+        while n > 0 and self._connected:
+            with self._wlock:
+                with self._tlock:
+                    off = ob.next_unsent()
+                    if off >= 0:
+                        qos = ob.qos(off)
+                        pid = 0
+                        dup = False
+                        if qos:
+                            lseq = ob.seq(off)
+                            pid = _pid_of(lseq) if lseq else 0
+                            i = self._slot_for(_RESERVED, pid, self._spare)
+                            if i < 0:
+                                return  # the window is full: acks will free it
+                            pid = self._slot_pid[i]
+                            # Logged before this Client: it may have gone out before
+                            # a reset, with this pid.
+                            dup = lseq != 0 and lseq <= self._recovered
+                            st = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
+                            if dup and self._released and lseq in self._released:
+                                self._released.remove(lseq)
+                                if self.session_present:
+                                    st = _WAIT_PUBCOMP  # PUBREC'd before the reset
+                            self._slot_off[i] = off
+                            self._slot_lseq[i] = lseq
+                            self._slot_flags[i] = _SENT | qos << 1 | (1 if ob.retain(off) else 0)
+                            self._seq += 1
+                            self._slot_seq[i] = self._seq
+                            self._slot_waiter[i] = 0
+                            self._slot_state[i] = st
+                        ob.take()
+                if off < 0:
+                    # Flash is read in batches: once a quarter of the ring is free.
+                    if (
+                        self._behind
+                        and ob.capacity - ob.used >= ob.capacity >> 2
+                        and ob.has_room(self._need_t, self._need_p)
+                    ):
+                        if self._refill():
+                            continue
+                    return
+                try:
+                    if qos and self._slot_state[i] == _WAIT_PUBCOMP:
+                        n = _pk.encode_ack(self._abuf, _PUBREL, pid)  # [MQTT-4.4.0-1]
+                        self._write(self._abuf, n, self._command_timeout)
+                    else:
+                        self._write_record(off, pid, dup)
+                except Exception as e:
+                    # The link failed (closed; the loop reports it). A QoS 1/2 message
+                    # is in its slot and resent after the reconnect.
+                    self._log(LOG_WARNING, "queued PUBLISH not sent: %r" % (e,))
+                    if not qos:
+                        with self._tlock:
+                            ob.done(off)
+                    return
+            if not qos:
+                with self._tlock:
+                    ob.done(off)  # QoS 0: sent is done
+            n -= 1
+
+    def _write_record(self, off, pid, dup):
+        # Caller holds _wlock. The PUBLISH of the outbox record at off, from the ring.
+        ob = self._outbox
+        sbuf = self._sbuf
+        n = ob.copy_publish(off, sbuf, pid, dup)
+        if n >= 0:
+            self._write(sbuf, n, self._command_timeout)
+            return
+        n = ob.copy_header(off, sbuf, pid, dup)
+        self._write(sbuf, n, self._command_timeout)
+        p = ob.payload_off(off)
+        pl = ob.payload_len(off)
+        self._write(ob.view[p : p + pl], pl, self._command_timeout)  # one 16 B view
+
+    def _refill(self):
+        # Messages of the flash log not yet in RAM into the outbox, oldest first, as
+        # many as fit. True if any came. Reads flash and allocates what it loads.
+        ob = self._outbox
+        store = self._store
+        got = False
+        with self._slock:
+            for rec in store.pending(self._loaded):  # the ones after those loaded
+                seq = rec[0]
+                topic = rec[1].encode()
+                payload = rec[2]
+                with self._tlock:
+                    if not ob.has_room(len(topic), len(payload)):
+                        if ob.count:
+                            # Later, once acks made room for it: until then _drain
+                            # does not read flash for nothing.
+                            self._need_t = len(topic)
+                            self._need_p = len(payload)
+                            return got
+                        # Larger than the whole outbox (logged with a larger one):
+                        # it can never be sent from it.
+                        self._log(LOG_ERR, "logged message %d does not fit the outbox" % seq)
+                        store.ack(seq)
+                        self._loaded = seq
+                        continue
+                    ob.put(topic, payload, rec[3], rec[4], seq)
+                    self._need_t = self._need_p = 0
+                if store.released(seq):
+                    self._released.append(seq)
+                self._loaded = seq
+                got = True
+            self._behind = False
+        return got
 
     def _accept_offline(self, topic, payload, plen, qos, retain):
         # queue_offline: keep the message for the next CONNACK (no waiting for a slot:
@@ -1218,11 +1475,20 @@ class Client:
             self._write(payload, plen, self._command_timeout)
 
     def pending(self):
-        """Accepted QoS 1/2 messages not yet acknowledged by the broker."""
+        """Accepted QoS 1/2 messages not yet acknowledged by the broker, and queued
+        QoS 0 ones not yet sent. With a flash log: at least its unacknowledged count."""
         n = 0
         for st in self._slot_state:
             if st == _WAIT_PUBACK or st == _WAIT_PUBREC or st == _WAIT_PUBCOMP:
                 n += 1
+        ob = self._outbox
+        if ob is not None:
+            n += ob.unsent
+            if self._store is not None:
+                with self._slock:
+                    logged = len(self._store)
+                if logged > n:
+                    n = logged  # some wait on flash only (the outbox holds a window)
         return n
 
     def flush(self, timeout_ms=None):
@@ -1277,6 +1543,7 @@ class Client:
                 qos = (flags >> 1) & 3
                 topic = self._slot_topic[i]
                 payload = self._slot_payload[i]
+                off = self._slot_off[i]
                 if not release:
                     states[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
                     self._slot_flags[i] = flags | _SENT
@@ -1284,6 +1551,10 @@ class Client:
                 self._send_ack(_PUBREL, pid)
                 continue
             dup = flags & _SENT != 0  # a message queued offline goes out the first time
+            if off >= 0:
+                with self._wlock:
+                    self._write_record(off, pid, dup)  # from the outbox, where it stays
+                continue
             with self._wlock:
                 n = _pk.encode_publish(
                     self._sbuf, topic, len(payload), qos, flags & 1, dup, pid, True

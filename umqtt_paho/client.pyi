@@ -43,6 +43,8 @@ class Client:
     last_mid: int
     tls_insecure: bool
     queue_offline: bool
+    queue_qos0: bool
+    drain_burst: int
     deliver_views: bool
     def __init__(
         self,
@@ -56,6 +58,8 @@ class Client:
         send_buffer: int = 256,
         max_inflight: int = 20,
         max_inflight_in: int = 256,
+        outbox: Any = None,
+        store: Any = None,
     ) -> None: ...
     def set_username_pw(self, username: _Text | None, password: _Text | None = "") -> None: ...
     def set_will(

@@ -34,6 +34,8 @@
 #   resets and trims (a power cut gives the seqs of the messages it lost with the buffer
 #   to the next ones: nothing on flash names them). An ACK record (flags 0x80, T = 0,
 #   a 4-byte payload LAST) says that messages seq .. LAST are acknowledged: 18 bytes.
+#   A RELEASED record (flags 0xC0, otherwise as an ACK record) says that the broker
+#   PUBREC'd QoS 2 messages seq .. LAST: after a reset only their PUBREL is owed.
 #
 # Theory of operation
 # - Segments: records go into files seg00000001.log, seg00000002.log ... in the log's
@@ -107,9 +109,11 @@ _HDR = const(10)  # magic, L, flags, seq, T
 _CRC = const(4)
 _MIN_L = const(7)  # flags + seq + T
 _ACK = const(0x80)
+_REL = const(0xC0)  # a RELEASED record: PUBREC came for these QoS 2 messages
 _ACK_L = const(11)  # an ACK record: L = 7 + 4-byte LAST
 _ACK_SIZE = const(18)
 _MAX_L = const(65535)
+_CHUNK = const(8)  # records parsed per read: bounds what pending() holds at once
 
 
 def _seg_number(name, ext):
@@ -229,6 +233,7 @@ class FlashLog:
         self._next = 1  # seq of the next message
         self._low = 1  # every seq below is acknowledged (or gone)
         self._ranges = []  # acknowledged seqs above _low: [a0, b0, a1, b1 ...], sorted
+        self._rels = []  # QoS 2 messages the broker PUBREC'd, not yet acknowledged
         self._unsaved = False  # an ack is in RAM only: checkpoint at the next segment
         self._broken = False  # a write failed: the current file may have a torn tail
         self._closed = False
@@ -322,14 +327,44 @@ class FlashLog:
         else:
             self._save_ack(seq, seq)
         self._mark(seq, seq)
+        if seq in self._rels:
+            self._rels.remove(seq)
         self._trim()
         return True
 
-    def pending(self):
+    def release(self, seq):
+        """The broker PUBREC'd QoS 2 message seq: record it, on flash before this
+        returns (the client sends PUBREL only after it), so that after a reset the
+        message is released (PUBREL) rather than published again, which the broker
+        would take for a new message once it had released the first. False if seq is
+        not pending. One flash write per QoS 2 message."""
+        if self._closed:
+            raise ValueError("FlashLog is closed")
+        if seq < self._low or seq >= self._next or self._in_ranges(seq):
+            return False
+        if seq not in self._rels:
+            self._save_ack(seq, seq, _REL)
+            self._rels.append(seq)
+            self._write()
+        return True
+
+    def released(self, seq):
+        """True if release(seq) was recorded and seq is not yet acknowledged."""
+        return seq in self._rels
+
+    def pending(self, after=0):
         """Yields (seq, topic str, payload bytes, qos, retain) of every message not yet
-        acknowledged, oldest first, from flash and from the buffer."""
+        acknowledged, oldest first, from flash and from the buffer; only those with a
+        seq above `after` (the client resumes there: older segments are not read, older
+        records in a segment are skipped by their header)."""
         num = -1
         off = 0
+        starts = self._starts
+        k = 0
+        while k + 1 < len(starts) and starts[k + 1] <= after + 1:
+            k += 1  # every message of segment k is at or below `after`
+        if k < len(self._nums):
+            num = self._nums[k]
         while not self._closed:
             nums = self._nums
             i = 0
@@ -341,7 +376,7 @@ class FlashLog:
                 num = nums[i]
                 off = 0
             current = i == len(nums) - 1
-            recs, end = self._read(num, off, current)
+            recs, end = self._read(num, off, current, after)
             for rec in recs:
                 if not self._is_acked(rec[0]):
                     yield rec
@@ -352,6 +387,10 @@ class FlashLog:
                 off = 0
             else:
                 off = end
+
+    def last_seq(self):
+        """The seq of the newest message appended (0: none yet)."""
+        return self._next - 1
 
     def __len__(self):
         """The number of messages not yet acknowledged."""
@@ -535,8 +574,9 @@ class FlashLog:
                 self._rewrite(self._nums[-1], [0, good], memoryview(tmp))
         self._broken = False
 
-    def _save_ack(self, a, b):
-        # An ACK record for a..b into the buffer, in the current segment if it fits.
+    def _save_ack(self, a, b, flags=_ACK):
+        # An ACK (or RELEASED) record for a..b into the buffer, in the current segment
+        # if it fits.
         if not self._nums or self._fill + _ACK_SIZE > self._segsize:
             if not self._roll(_ACK_SIZE, False):
                 self._unsaved = True
@@ -550,7 +590,7 @@ class FlashLog:
         buf[p] = _MAGIC
         buf[p + 1] = 0
         buf[p + 2] = _ACK_L
-        buf[p + 3] = _ACK
+        buf[p + 3] = flags
         struct.pack_into(">I", buf, p + 4, a)
         buf[p + 8] = 0
         buf[p + 9] = 0
@@ -558,8 +598,11 @@ class FlashLog:
         struct.pack_into(">I", buf, p + 14, crc32(self._mv[p + 1:p + 14]))
         self._n = p + _ACK_SIZE
         self._fill += _ACK_SIZE
-        self._ack_pos = p
-        self._ack_end = b
+        if flags == _ACK:
+            self._ack_pos = p
+            self._ack_end = b
+        else:
+            self._ack_pos = -1
 
     def _roll(self, need, for_message):
         # Start a new segment for a record of `need` bytes; False if the log is full and
@@ -645,9 +688,10 @@ class FlashLog:
 
     # ---- reading ----------------------------------------------------------------------
 
-    def _read(self, num, off, current):
-        # The records of segment num from offset off: ([(seq, topic, payload, qos,
-        # retain) ...] for the messages, the offset after the last record read).
+    def _read(self, num, off, current, after):
+        # The records of segment num from offset off, at most _CHUNK of them, messages
+        # with seq <= after skipped: ([(seq, topic, payload, qos, retain) ...], the
+        # offset after the last record read).
         recs = []
         synced = self._synced if current else -1
         if synced < 0 or off < synced:
@@ -658,8 +702,8 @@ class FlashLog:
             try:
                 if off:
                     f.seek(off)
-                while synced < 0 or off < synced:
-                    size = self._read_one(f, recs)
+                while (synced < 0 or off < synced) and len(recs) < _CHUNK:
+                    size = self._read_one(f, recs, after)
                     if size <= 0:
                         if current:
                             off = synced  # damaged since opening: skip to the buffer
@@ -670,9 +714,9 @@ class FlashLog:
         if current:
             buf = self._buf
             p = off - synced
-            while p < self._n:
+            while p < self._n and len(recs) < _CHUNK:
                 ln = (buf[p + 1] << 8) | buf[p + 2]
-                if not buf[p + 3] & _ACK:
+                if not buf[p + 3] & _ACK and _u32(buf, p + 4) > after:
                     tl = (buf[p + 8] << 8) | buf[p + 9]
                     q = p + _HDR + tl
                     e = p + 3 + ln
@@ -686,9 +730,10 @@ class FlashLog:
                 off += ln + 7
         return recs, off
 
-    def _read_one(self, f, recs):
+    def _read_one(self, f, recs, after):
         # One record from the file f (clean since recovery); its size, 0 at the end,
-        # -1 if damaged (bit rot after opening). A message is appended to recs.
+        # -1 if damaged (bit rot after opening). A message with a seq above `after` is
+        # appended to recs; others are skipped unread (checked at recovery).
         h = self._hdr
         k = f.readinto(self._hmv)
         if not k:
@@ -699,6 +744,9 @@ class FlashLog:
         tl = (h[8] << 8) | h[9]
         if ln < _MIN_L or tl > ln - _MIN_L:
             return -1
+        if h[3] & _ACK or _u32(h, 4) <= after:
+            f.seek(ln - _MIN_L + _CRC, 1)  # nothing to return: no allocation
+            return ln + 7
         tb = f.read(tl) if tl else b""
         payload = f.read(ln - _MIN_L - tl)
         c = f.read(_CRC)
@@ -813,6 +861,7 @@ class FlashLog:
         self._low = starts[0] if keep else nxt
         self._normalize()
         self._fill = self._synced = last_size if keep else 0
+        self._rels = [s for s in self._rels if not self._is_acked(s)]
         del self._prev
         del self._max_ack
 
@@ -827,7 +876,15 @@ class FlashLog:
             end = _check(b, mv, p, n)
             if end:
                 seq = _u32(b, p + 4)
-                if b[p + 3] & _ACK:
+                if b[p + 3] == _REL:
+                    last = _u32(b, p + _HDR)
+                    if self._max_ack < last:
+                        self._max_ack = last
+                    if last - seq < 1024:  # release() writes one seq a record
+                        for s in range(seq, last + 1):
+                            if s not in self._rels:
+                                self._rels.append(s)
+                elif b[p + 3] & _ACK:
                     last = _u32(b, p + _HDR)
                     if self._max_ack < last:
                         self._max_ack = last
@@ -863,7 +920,7 @@ def _check(b, mv, p, n):
     flags = b[p + 3]
     tl = (b[p + 8] << 8) | b[p + 9]
     if flags & _ACK:
-        if flags != _ACK or tl != 0 or ln != _ACK_L:
+        if (flags != _ACK and flags != _REL) or tl != 0 or ln != _ACK_L:
             return 0
     elif flags & 0xF8 or (flags & 6) == 6 or tl == 0 or tl > ln - _MIN_L:
         return 0

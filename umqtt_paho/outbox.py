@@ -1,20 +1,28 @@
 # umqtt_paho Outbox: the RAM half of "store and forward", a byte ring of outgoing
 # PUBLISH messages (QoS 0, 1 or 2) kept while the link is down or the in-flight table
-# is full, until the client can hand them to the in-flight table and send them.
+# is full. The client takes them in order into its in-flight table and sends them
+# straight from the ring; a record leaves the ring once the broker acknowledged it.
 #
 # Theory of operation
 # - One bytearray of `capacity` bytes, allocated in __init__; it never grows. Every
 #   record is stored contiguously, so a sender reads it in place (zero copy) by offset.
-# - Record (all integers big-endian), RECORD_HEADER = 7 bytes before the topic:
+# - Record (all integers big-endian), RECORD_HEADER = 11 bytes before the topic:
 #
-#       off+0     off+4   off+5     off+7          off+7+tlen        off+size
-#       +---------+-------+---------+--------------+-----------------+
-#       | size    | flags | tlen    | topic        | payload         |
-#       | u32     | u8    | u16     | tlen bytes   | plen bytes      |
-#       +---------+-------+---------+--------------+-----------------+
-#       size  = 7 + tlen + plen: the whole record, header included
-#       flags = qos << 1 | retain  (bits 3-7 are 0)
-#       plen  = size - 7 - tlen
+#       off+0   off+4  off+5  off+7  off+11        off+11+tlen     off+size
+#       +-------+------+------+------+-------------+---------------+
+#       | size  | flags| tlen | seq  | topic       | payload       |
+#       | u32   | u8   | u16  | u32  | tlen bytes  | plen bytes    |
+#       +-------+------+------+------+-------------+---------------+
+#       size  = 11 + tlen + plen: the whole record, header included
+#       flags = done << 4 | taken << 3 | qos << 1 | retain  (bits 5-7 are 0)
+#       seq   = the caller's number for the message (the flash log's seq; 0: none)
+#       plen  = size - 11 - tlen
+#
+# - Taking: records are taken (handed to the in-flight table) in order, oldest first:
+#   the records in the ring are a run of taken ones (sent, awaiting acks) followed by
+#   the untaken ones. `_next` is the oldest untaken record. done(off) marks a taken
+#   record acknowledged; acknowledged records at the head leave the ring. A taken
+#   record is never evicted: the broker may hold its packet id.
 #
 # - Wrapping, without a marker in the ring: records go in order at the write offset
 #   (tail). A record that does not fit between the tail and the end of the ring starts
@@ -35,8 +43,9 @@
 #   empty ring. The bytes left unused at the end are fewer than the record that went
 #   to offset 0 instead (it did not fit there).
 # - Full: put() of a record that finds no room applies the policy chosen at
-#   construction: DROP_OLDEST evicts oldest records until it fits (always possible: an
-#   empty ring takes anything up to capacity), DROP_NEWEST refuses the new record, RAISE
+#   construction: DROP_OLDEST evicts the oldest records until it fits, as long as the
+#   oldest one is untaken (else it refuses the new record, as DROP_NEWEST: the taken
+#   ones leave as their acks come), DROP_NEWEST refuses the new record, RAISE
 #   raises MQTTError(ERR_QUEUE_SIZE) before anything changes. `dropped` counts the
 #   records the policy discarded (evicted or refused); RAISE discards nothing, the
 #   caller keeps the message. A record larger than the whole ring raises ValueError
@@ -73,9 +82,11 @@ DROP_OLDEST = const(0)  # evict the oldest records until the new one fits
 DROP_NEWEST = const(1)  # refuse the new record (put() returns False)
 RAISE = const(2)  # raise MQTTError(ERR_QUEUE_SIZE), store nothing
 
-RECORD_HEADER = const(7)  # size u32, flags u8, topic length u16
+RECORD_HEADER = const(11)  # size u32, flags u8, topic length u16, seq u32
 
-_HDR = const(7)
+_HDR = const(11)
+_TAKEN = const(0x08)  # flags: handed to the in-flight table
+_DONE = const(0x10)  # flags: acknowledged, leaves when it reaches the head
 _MAX_CAPACITY = const(0x3FFFFFFF)  # sizes stay small ints on 32-bit MicroPython
 _PUBLISH = const(0x30)  # PUBLISH << 4
 
@@ -83,11 +94,11 @@ _PUBLISH = const(0x30)  # PUBLISH << 4
 class Outbox:
     """A FIFO of outgoing messages in one preallocated ring of `capacity` bytes.
 
-    Each message takes RECORD_HEADER (7) + len(topic) + len(payload) bytes. `policy`
+    Each message takes RECORD_HEADER (11) + len(topic) + len(payload) bytes. `policy`
     (DROP_OLDEST, DROP_NEWEST or RAISE) says what put() does when the ring has no room.
-    Attributes (read only): capacity, policy, count (records), used (bytes the records
-    take, headers included), dropped (records the policy discarded), buf (the ring, a
-    bytearray) and view (a memoryview of it).
+    Attributes (read only): capacity, policy, count (records), unsent (records not yet
+    taken), used (bytes the records take, headers included), dropped (records the
+    policy discarded), buf (the ring, a bytearray) and view (a memoryview of it).
     """
 
     def __init__(self, capacity, policy=DROP_OLDEST):
@@ -104,8 +115,10 @@ class Outbox:
         self.buf = bytearray(capacity)
         self.view = memoryview(self.buf)
         self.count = 0
+        self.unsent = 0
         self.used = 0
         self.dropped = 0
+        self._next = -1  # offset of the oldest untaken record, -1 if none
         self._head = 0  # offset of the oldest record
         self._tail = 0  # where the next record goes (if it fits there)
         self._wrap = -1  # wrapped: where the records of the upper part end
@@ -138,14 +151,21 @@ class Outbox:
             return t
         return -1
 
-    def put(self, topic, payload, qos=1, retain=False):
+    def has_room(self, topic_len, payload_len):
+        """True if a message of these sizes fits now without evicting anything."""
+        size = _HDR + topic_len + payload_len
+        return size <= self.capacity and self._where(size) >= 0
+
+    def put(self, topic, payload, qos=1, retain=False, seq=0):
         """Append a message; topic and payload are bytes-like and are copied in.
 
         Returns True if it was stored, False if DROP_NEWEST refused it. DROP_OLDEST
-        evicts as many oldest records as needed and always stores it. RAISE raises
+        evicts as many oldest untaken records as needed; when a taken record (sent,
+        awaiting its ack) is the oldest it refuses the new one instead. RAISE raises
         MQTTError(ERR_QUEUE_SIZE) when there is no room, before changing anything.
-        ValueError (whatever the policy, nothing changed): QoS not 0, 1 or 2, a topic
-        longer than 65535 bytes, or a record larger than the whole ring. topic and
+        seq: a number kept with the record (0..2**32-1; the client stores the flash
+        log's seq there). ValueError (whatever the policy, nothing changed): QoS not 0,
+        1 or 2, a topic longer than 65535 bytes, or a record larger than the whole ring. topic and
         payload must not be views of this outbox's own ring (an eviction may overwrite
         them).
         """
@@ -172,7 +192,10 @@ class Outbox:
             if policy == DROP_NEWEST:
                 self.dropped += 1
                 return False
-            while at < 0:  # DROP_OLDEST
+            while at < 0:  # DROP_OLDEST, never a taken record
+                if self._next != self._head:
+                    self.dropped += 1
+                    return False
                 self.pop()
                 self.dropped += 1
                 at = self._where(size)
@@ -184,6 +207,10 @@ class Outbox:
         b[at + 4] = qos << 1 | (1 if retain else 0)
         b[at + 5] = tl >> 8
         b[at + 6] = tl & 0xFF
+        b[at + 7] = (seq >> 24) & 0xFF
+        b[at + 8] = (seq >> 16) & 0xFF
+        b[at + 9] = (seq >> 8) & 0xFF
+        b[at + 10] = seq & 0xFF
         p = at + _HDR
         b[p : p + tl] = topic  # slice assignment: no allocation
         p += tl
@@ -192,6 +219,9 @@ class Outbox:
             self._wrap = self._tail  # started again at 0
         self._tail = at + size
         self.count += 1
+        self.unsent += 1
+        if self._next < 0:
+            self._next = at
         self.used += size
         return True
 
@@ -217,6 +247,36 @@ class Outbox:
         """Bytes the record at off takes in the ring, header included."""
         b = self.buf
         return b[off] << 24 | b[off + 1] << 16 | b[off + 2] << 8 | b[off + 3]
+
+    def next_unsent(self):
+        """Offset of the oldest record not yet taken, or -1."""
+        return self._next
+
+    def take(self):
+        """Mark the oldest untaken record taken (handed to the in-flight table; it
+        stays in the ring until done()) and return its offset, or -1 if none."""
+        off = self._next
+        if off >= 0:
+            self.buf[off + 4] |= _TAKEN
+            self._next = self.after(off)
+            self.unsent -= 1
+        return off
+
+    def done(self, off):
+        """The taken record at off was acknowledged (QoS 0: sent). It leaves the ring
+        with every acknowledged record before it, once the records older than it have
+        left too."""
+        b = self.buf
+        b[off + 4] |= _DONE
+        while self.count and b[self._head + 4] & _DONE:
+            self.pop()
+
+    def taken(self, off):
+        return (self.buf[off + 4] & _TAKEN) != 0
+
+    def seq(self, off):
+        b = self.buf
+        return b[off + 7] << 24 | b[off + 8] << 16 | b[off + 9] << 8 | b[off + 10]
 
     def qos(self, off):
         return (self.buf[off + 4] >> 1) & 3
@@ -252,7 +312,7 @@ class Outbox:
         if off < 0:
             raise ValueError("no record at offset %d (peek() found the outbox empty)" % off)
         b = self.buf
-        flags = b[off + 4]
+        flags = b[off + 4] & 7
         qos = flags >> 1
         tl = b[off + 5] << 8 | b[off + 6]
         pl = (b[off] << 24 | b[off + 1] << 16 | b[off + 2] << 8 | b[off + 3]) - _HDR - tl
@@ -326,12 +386,16 @@ class Outbox:
         h = self._head
         b = self.buf
         n = b[h] << 24 | b[h + 1] << 16 | b[h + 2] << 8 | b[h + 3]
+        if h == self._next:  # popped before it was taken
+            self._next = self.after(h)
+            self.unsent -= 1
         self.count -= 1
         self.used -= n
         if not self.count:
             self._head = 0
             self._tail = 0
             self._wrap = -1
+            self._next = -1
             return
         h += n
         if h == self._wrap:
@@ -342,6 +406,8 @@ class Outbox:
     def clear(self):
         """Remove every record (not counted in dropped)."""
         self.count = 0
+        self.unsent = 0
+        self._next = -1
         self.used = 0
         self._head = 0
         self._tail = 0
