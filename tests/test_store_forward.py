@@ -54,7 +54,7 @@ def test_offline_publishes_queue_and_go_out_in_order_after_connect():
     for k in range(60):
         qos = 1 + k % 2
         assert c.publish(b"s/t", b"%d" % k, qos, retain=k == 59) == 0  # queued: no id yet
-    assert c.pending() == 60 and c._outbox.unsent == 60
+    assert c.pending() == 60 and c.outbox.unsent == 60
     connect(c, port)
     run_until_flushed(c)
     got = port.broker.messages("s/t", sender="dev")
@@ -62,7 +62,7 @@ def test_offline_publishes_queue_and_go_out_in_order_after_connect():
     assert [m.qos for m in got] == [1 + k % 2 for k in range(60)]
     assert [m.retain for m in got] == [k == 59 for k in range(60)]
     assert not any(m.dup for m in got)  # never sent before: DUP 0 [MQTT-3.3.1-1]
-    assert c._outbox.count == 0 and c._outbox.used == 0  # acked records left the ring
+    assert c.outbox.count == 0 and c.outbox.used == 0  # acked records left the ring
     assert port.broker.retained["s/t"] == b"59"
 
 
@@ -117,7 +117,7 @@ def test_bad_messages_raise_before_they_are_queued():
     assert e.value.code == ERR_PAYLOAD_SIZE
     with pytest.raises(ValueError, match="qos"):
         c.publish(b"s/t", b"x", 3)
-    assert c.pending() == 0 and c._outbox.count == 0
+    assert c.pending() == 0 and c.outbox.count == 0
 
 
 def test_large_payload_goes_out_from_the_ring_in_two_writes():
@@ -209,7 +209,7 @@ def test_queue_qos0_while_offline_when_asked():
     run_until_flushed(c)
     got = port.broker.messages("s/t", sender="dev")
     assert [(m.payload, m.qos) for m in got] == [(b"a", 0), (b"b", 1), (b"c", 0)]
-    assert c._outbox.count == 0
+    assert c.outbox.count == 0
 
 
 def test_connected_publish_behind_a_backlog_waits_its_turn():
@@ -219,7 +219,7 @@ def test_connected_publish_behind_a_backlog_waits_its_turn():
     for k in range(20):
         c.publish(b"s/t", b"%d" % k, 1)
     connect(c, port)
-    assert c._outbox.unsent > 0
+    assert c.outbox.unsent > 0
     assert c.publish(b"s/t", b"20", 1) == 0  # queued behind the backlog
     run_until_flushed(c)
     assert payloads(port) == nums(21)
@@ -442,3 +442,18 @@ def test_release_mark_cut_at_every_byte(tmp_path):
             released_at.append(cut)
         assert not again.released(s1)
     assert released_at == [len(data)]
+
+
+@pytest.mark.parametrize("sync_records", [1, 0])
+def test_pending_after_skips_older_messages_by_their_header(tmp_path, sync_records):
+    # The client resumes reading the log after the last message it loaded: older
+    # segments are not read, older records are skipped without reading their bodies.
+    log = FlashLog(str(tmp_path / "log"), segment_size=256, max_segments=64,
+                   sync_records=sync_records)
+    seqs = [log.append("s/%d" % (k % 3), b"p%03d" % k, 1 + k % 2) for k in range(120)]
+    for s in seqs[::7]:
+        log.ack(s)  # out of order acks: holes
+    everything = list(log.pending())
+    assert len(everything) == 120 - len(seqs[::7])
+    for after in (0, 1, 5, 33, 64, 100, 119, 120, 500):
+        assert list(log.pending(after)) == [r for r in everything if r[0] > after]

@@ -92,6 +92,8 @@ ALLOC_BUDGET = {
     "measure_store_backlog_steady_qos1": 0,  # publish + the read that sends the oldest
     "measure_store_backlog_steady_qos2": 0,
     # with a FlashLog: the log's CRC, file writes, acks and refills allocate (printed)
+    "measure_store_outbox_2048_instance": None,  # the queue's RAM cost, printed
+    "measure_store_flashlog_instance": None,
     "measure_store_flash_offline_publish_qos1": None,
     "measure_store_flash_connected_publish_qos1": None,
     "measure_store_flash_drain_after_reset_qos1": None,

@@ -228,8 +228,8 @@ class Client:
             from .outbox import Outbox
 
             outbox = Outbox(2048)
-        self._outbox = outbox
-        self._store = store
+        self.outbox = outbox  # read: outbox.dropped, outbox.count, outbox.unsent
+        self.store = store
         self.drain_burst = 4  # queued messages sent per read cycle at most
         self.queue_qos0 = False  # True: QoS 0 publishes are queued too while offline
         # The flash log: seqs up to _loaded went to the outbox or a slot; _behind: it
@@ -453,7 +453,7 @@ class Client:
         except Exception as e:
             self._fail(e)  # never connected() with half a session
             raise
-        if self._outbox is not None:
+        if self.outbox is not None:
             self._drain()  # a first burst of the backlog; each read cycle sends more
         cb = self._aconnect_cb
         if cb is not None:
@@ -538,9 +538,9 @@ class Client:
             except Exception as e:
                 self._log(LOG_INFO, "DISCONNECT not sent: %r" % (e,))
         self._close()
-        if self._store is not None:
+        if self.store is not None:
             with self._slock:
-                self._store.sync()  # acks and messages still in RAM: before deep sleep
+                self.store.sync()  # acks and messages still in RAM: before deep sleep
         if timeout and self._loop_running and self._port.thread_id() != self._loop_tid:
             deadline = self._port.ticks_add(self._ticks(), timeout)
             while self._loop_running and self._left(deadline) > 0:
@@ -667,7 +667,7 @@ class Client:
         if first:
             t = self._handle(first, self._rl)
         self._keepalive()
-        if self._outbox is not None and self._nest == 0:
+        if self.outbox is not None and self._nest == 0:
             self._drain()
         return t
 
@@ -779,7 +779,7 @@ class Client:
                     # (a PUBLISH could arrive as a new message once this one is released).
                     try:
                         with self._slock:
-                            self._store.release(lseq)
+                            self.store.release(lseq)
                     except Exception as e:
                         self._log(LOG_ERR, "flash log release(%d) failed: %r" % (lseq, e))
             else:
@@ -830,7 +830,7 @@ class Client:
         with self._tlock:
             off = self._slot_off[i]
             if off >= 0:
-                self._outbox.done(off)  # the record leaves the ring
+                self.outbox.done(off)  # the record leaves the ring
                 self._slot_off[i] = -1
             if self._slot_waiter[i]:
                 self._slot_result[i] = result
@@ -840,7 +840,7 @@ class Client:
         if lseq:
             self._slot_lseq[i] = 0
             with self._slock:
-                self._store.ack(lseq)
+                self.store.ack(lseq)
         if self._signal is not None:
             self._signal.notify()
         fn = self.on_publish
@@ -1198,7 +1198,7 @@ class Client:
         if qos != 0 and qos != 1 and qos != 2:
             raise ValueError("qos must be 0, 1 or 2, not %r" % (qos,))
         plen = len(payload)
-        ob = self._outbox
+        ob = self.outbox
         if ob is not None and (qos or self.queue_qos0):
             if qos or not self._connected or self._behind or ob.unsent:
                 return self._publish_stored(topic, payload, plen, qos, retain, wait)
@@ -1268,8 +1268,8 @@ class Client:
         # message goes straight out only when nothing older waits; otherwise, or when
         # disconnected or no slot is free, it is copied into the outbox and sent from
         # there. Checks come first, so a refused message was never accepted.
-        ob = self._outbox
-        store = self._store
+        ob = self.outbox
+        store = self.store
         tl = len(topic)
         if topic is not self._topic_ok:
             why = topic_problem(topic, 0, tl)
@@ -1325,7 +1325,7 @@ class Client:
         # Send queued messages, oldest first: at most drain_burst per call (one call per
         # read cycle, so a backlog never starves keepalive or inbound messages), and
         # QoS 1/2 only into free in-flight slots, one always left for other commands.
-        ob = self._outbox
+        ob = self.outbox
         n = self.drain_burst
         while n > 0 and self._connected:
             with self._wlock:
@@ -1389,7 +1389,7 @@ class Client:
 
     def _write_record(self, off, pid, dup):
         # Caller holds _wlock. The PUBLISH of the outbox record at off, from the ring.
-        ob = self._outbox
+        ob = self.outbox
         sbuf = self._sbuf
         n = ob.copy_publish(off, sbuf, pid, dup)
         if n >= 0:
@@ -1404,8 +1404,8 @@ class Client:
     def _refill(self):
         # Messages of the flash log not yet in RAM into the outbox, oldest first, as
         # many as fit. True if any came. Reads flash and allocates what it loads.
-        ob = self._outbox
-        store = self._store
+        ob = self.outbox
+        store = self.store
         got = False
         with self._slock:
             for rec in store.pending(self._loaded):  # the ones after those loaded
@@ -1481,12 +1481,12 @@ class Client:
         for st in self._slot_state:
             if st == _WAIT_PUBACK or st == _WAIT_PUBREC or st == _WAIT_PUBCOMP:
                 n += 1
-        ob = self._outbox
+        ob = self.outbox
         if ob is not None:
             n += ob.unsent
-            if self._store is not None:
+            if self.store is not None:
                 with self._slock:
-                    logged = len(self._store)
+                    logged = len(self.store)
                 if logged > n:
                     n = logged  # some wait on flash only (the outbox holds a window)
         return n

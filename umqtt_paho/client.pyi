@@ -44,6 +44,8 @@ class Client:
     tls_insecure: bool
     queue_offline: bool
     queue_qos0: bool
+    outbox: Any
+    store: Any
     drain_burst: int
     deliver_views: bool
     def __init__(

@@ -165,7 +165,7 @@ def test_offline_queue_arrives_in_order():
         msgs.append((topic, payload, i % 3, i % 5 == 0))
     for m in msgs:
         assert c.publish(m[0], m[1], m[2], m[3]) == 0  # queued: no packet id yet
-    ob = c._outbox
+    ob = c.outbox
     assert ob.count == ob.unsent == 40 and c.pending() == 40
     assert not port.links  # nothing was sent: no connection was even opened
     connect(c)
@@ -186,14 +186,14 @@ def test_queued_while_connected_behind_a_backlog_keeps_the_order():
     for m in first:
         c.publish(m[0], m[1], m[2], m[3])
     connect(c)  # sends a first burst (drain_burst) only
-    assert 0 < len(publishes(port)) < 40 and c._outbox.unsent > 0
+    assert 0 < len(publishes(port)) < 40 and c.outbox.unsent > 0
     later = messages(10, 40)
     for m in later:
         # A backlog: into the ring behind it, whatever the window (never overtaking).
         assert c.publish(m[0], m[1], m[2], m[3]) == 0
     settle(c, port)
     assert fields(publishes(port)) == first + later
-    assert c._outbox.count == 0
+    assert c.outbox.count == 0
     no_errors(port)
 
 
@@ -209,7 +209,7 @@ def test_drain_burst_and_window():
         c.cycle(10)
     # max_inflight 20, one slot left free for other commands
     assert len(publishes(port)) == WINDOW
-    assert c._outbox.unsent == 40 - WINDOW and c._outbox.count == 40
+    assert c.outbox.unsent == 40 - WINDOW and c.outbox.count == 40
     assert c.pending() == 40
     no_errors(port)
 
@@ -268,7 +268,7 @@ def test_raise_through_publish_refuses_before_accepting():
 def test_qos0_not_queued_by_default():
     c, port = offline_client(Outbox(1024))
     e = raises(MQTTError, c.publish, TOPIC, PAYLOAD, 0)  # as without an outbox
-    assert e.code == E.ERR_NO_CONN and c._outbox.count == 0
+    assert e.code == E.ERR_NO_CONN and c.outbox.count == 0
 
 
 # ---- the flash log ----------------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_flash_log_larger_than_the_outbox_is_sent_through_it():
     assert fields(got) == msgs
     assert [m["pid"] for m in got] == [pid_of(s) for s in range(1, 61)]
     assert [m["dup"] for m in got] == [True] * 60
-    assert len(log2) == 0 and c2._outbox.count == 0
+    assert len(log2) == 0 and c2.outbox.count == 0
     no_errors(port)
     _clear(d)
 
@@ -557,7 +557,7 @@ def _run(wl, n=None):
     c, port, work, m = wl
     counts = port.broker.counts
     before = (counts[pk.PUBLISH], counts[pk.PUBREL])
-    ob = c._outbox
+    ob = c.outbox
     queued = (ob.count, ob.unsent, ob.dropped)
     for _ in range(m if n is None else n):
         work()
@@ -567,11 +567,11 @@ def _run(wl, n=None):
 def test_check_offline_publish():
     for qos in (1, 2):
         c, port, before, queued = _run(_offline_publish(qos, 50))
-        ob = c._outbox
+        ob = c.outbox
         assert (ob.count, ob.unsent, ob.dropped) == (60, 60, 0) and not port.links
         assert ob.qos(ob.peek()) == qos
         c, port, before, queued = _run(_offline_publish_evicting(qos, 50))
-        ob = c._outbox
+        ob = c.outbox
         assert ob.count == 10 and ob.dropped == queued[2] + 50 == 70
 
 
@@ -593,7 +593,7 @@ def test_check_drain_after_connect():
     for qos in (1, 2):
         c, port, before, queued = _run(_drain_after_connect(qos, 100))
         sent = _one_per_call(port, before, 100, qos)
-        ob = c._outbox
+        ob = c.outbox
         assert queued[1] - ob.unsent == sent and queued[0] - ob.count == sent
         assert ob.unsent > 0  # the backlog lasted the whole run
         no_errors(port)
@@ -602,24 +602,24 @@ def test_check_drain_after_connect():
 def test_check_backlog_publish():
     for qos in (1, 2):
         c, port, before, queued = _run(_backlog_publish(qos, 50))
-        ob = c._outbox
+        ob = c.outbox
         assert port.broker.counts[pk.PUBLISH] == before[0]  # the window is full
         assert ob.unsent - queued[1] == 50 and ob.count - queued[0] == 50
         c, port, before, queued = _run(_backlog_steady(qos, 100))
         sent = _one_per_call(port, before, 100, qos)
-        ob = c._outbox
+        ob = c.outbox
         assert ob.unsent - queued[1] == 100 - sent and ob.unsent > 0  # still a backlog
         no_errors(port)
 
 
 def test_check_flash_workloads():
     c, port, before, queued = _run(_flash_offline_publish(20))
-    assert len(c._store) == 30 and c._outbox.count == 30 and not port.links
+    assert len(c.store) == 30 and c.outbox.count == 30 and not port.links
     c, port, before, queued = _run(_flash_connected_publish(20))
-    assert port.broker.counts[pk.PUBLISH] - before[0] == 20 and len(c._store) == 0
+    assert port.broker.counts[pk.PUBLISH] - before[0] == 20 and len(c.store) == 0
     for qos in (1, 2):
         wl = _flash_drain_after_reset(qos, 40)
-        logged = len(wl[0]._store)
+        logged = len(wl[0].store)
         c, port, before, queued = _run(wl)
         # The ring is refilled from flash in batches (once a quarter of it is free):
         # sends come in bursts, one per call on average.
@@ -627,16 +627,16 @@ def test_check_flash_workloads():
         sent = counts[pk.PUBLISH] - before[0]
         assert abs(sent - 40) <= WINDOW, sent
         if qos == 1:
-            assert logged - len(c._store) == sent  # each acknowledged in the log
+            assert logged - len(c.store) == sent  # each acknowledged in the log
         else:
-            assert abs(logged - len(c._store) - sent) <= 5
-        assert c._behind or c._outbox.unsent  # still messages to send
+            assert abs(logged - len(c.store) - sent) <= 5
+        assert c._behind or c.outbox.unsent  # still messages to send
         first = publishes(port)  # the burst of connect(), recorded
         assert len(first) == 4 and [m["dup"] for m in first] == [True] * 4
         assert [m["pid"] for m in first] == [1, 2, 3, 4]
         no_errors(port)
     c, port, before, queued = _run(_flash_idle_behind(20))
-    ob = c._outbox
+    ob = c.outbox
     assert port.broker.counts[pk.PUBLISH] == before[0] == ob.count  # all sent, none acked
     assert ob.unsent == 0 and not ob.has_room(len(TOPIC), len(BIG)) and c._behind
     assert c.pending() == 100
@@ -645,6 +645,25 @@ def test_check_flash_workloads():
 
 
 # ---- allocation (tests/test_vm.py: budget 0 for the Outbox paths) ----------------------
+
+
+def measure_store_outbox_2048_instance():
+    """RAM of the queue itself: one Outbox(2048) (ring, its memoryview, the object)."""
+
+    def work():
+        Outbox(2048)
+
+    return work, 20
+
+
+def measure_store_flashlog_instance():
+    """RAM of an empty FlashLog with its defaults (1 KB write buffer), recovery included."""
+    d = fresh("m_inst")
+
+    def work():
+        FlashLog(d)
+
+    return work, 20
 
 
 def measure_store_offline_publish_qos1():
