@@ -192,6 +192,9 @@ def test_put_argument_errors_change_nothing():
             ob.put(b"a", b"b", qos)
     with pytest.raises(ValueError, match="65535"):
         ob.put(b"t" * 65536, b"", 1)
+    for seq in (-1, 2**32):
+        with pytest.raises(ValueError, match="seq"):
+            ob.put(b"a", b"b", 1, seq=seq)
     assert snapshot(ob) == before
 
 

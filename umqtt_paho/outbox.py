@@ -60,7 +60,9 @@
 #   packet's header and the payload can be written from the ring itself (`view` is a
 #   memoryview of the ring, payload_off(off) the first payload byte; one slice of it,
 #   16 bytes, instead of a copy).
-# - Validation: put() checks QoS, sizes and the policy's rules, not the topic's
+# - A seq of 2**30 or more is not a small int on a 32-bit port: put() and seq() then
+#   allocate for it (the flash log's seqs reach that after 2,000 years at one a minute).
+# - Validation: put() checks QoS, sizes, seq and the policy's rules, not the topic's
 #   content: the client validates a topic (as packet.encode_publish does) before it
 #   queues it. Offsets must come from peek() / after() and are valid until the record
 #   is popped or the outbox cleared.
@@ -175,6 +177,8 @@ class Outbox:
             raise ValueError("QoS must be 0, 1 or 2, not %r" % (qos,))
         if tl > 65535:
             raise ValueError("topic is longer than 65535 bytes [1.5.3]")
+        if not 0 <= seq <= 0xFFFFFFFF:
+            raise ValueError("seq must be 0..2**32-1, not %r" % (seq,))
         if size > self.capacity:
             raise ValueError(
                 "message needs %d bytes (%d + topic %d + payload %d) but the outbox holds %d"
