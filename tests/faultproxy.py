@@ -18,6 +18,10 @@ broker -> client). Faults:
 - scripted, for tests that need a fault at an exact point: cut_when(direction, type)
   cuts when a packet of that MQTT type passes (before or after forwarding it); stall()
   and resume() pause and restart forwarding of the current connections; cut() cuts them.
+- outage: start_outage() (optionally cutting the current connections) makes the proxy
+  end every new connection at once, before it reaches the broker, until end_outage():
+  the broker looks unreachable (a dead uplink, a WiFi gone). mode "rst" resets the
+  connection (the client sees ECONNRESET), mode "close" closes it (EOF).
 
 With mqtt=True (default) the proxy frames the byte stream into MQTT packets, and a
 "unit" is one whole packet: garbage then always starts where a packet would (bytes in
@@ -33,6 +37,7 @@ wait is sliced, and close() (or leaving the with block) stops and joins every th
 import random
 import select
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -207,6 +212,7 @@ class FaultProxy:
         self._threads = []
         self._stop = threading.Event()
         self._listener = None
+        self._outage = None  # None, or how new connections end: "rst" / "close"
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -303,6 +309,33 @@ class FaultProxy:
             c.paused[DOWN].clear()
             c.wake.set()
 
+    def start_outage(self, cut=True, mode="rst"):
+        """Until end_outage(): every new connection is ended as soon as it is accepted,
+        without a connection to the broker ("rst": reset, the client reads ECONNRESET;
+        "close": an orderly close, EOF), counted as events["outage_refused"]. With cut,
+        the current connections are cut too (as cut(), counted as manual_cut).
+        Returns the time it began (time.monotonic())."""
+        assert mode in ("rst", "close")
+        t = time.monotonic()
+        with self._lock:
+            self._outage = mode
+            self.log.append((t, "outage_start", BOTH, -1))
+        if cut:
+            self.cut()
+        return t
+
+    def end_outage(self):
+        """New connections reach the broker again. Returns the time (time.monotonic())."""
+        t = time.monotonic()
+        with self._lock:
+            self._outage = None
+            self.log.append((t, "outage_end", BOTH, -1))
+        return t
+
+    @property
+    def in_outage(self):
+        return self._outage is not None
+
     def cut_when(self, direction, ptype, action="cut_before", times=1):
         """When a packet of MQTT type `ptype` passes in `direction`: "cut_before" cuts
         instead of forwarding it, "cut_after" forwards it, then cuts. `times` packets."""
@@ -344,6 +377,10 @@ class FaultProxy:
                 continue
             except OSError:
                 return  # listener closed
+            mode = self._outage
+            if mode is not None:
+                self._refuse(client, mode)
+                continue
             try:
                 server = socket.create_connection(self.target, timeout=_SEND_TIMEOUT)
             except OSError:
@@ -366,6 +403,21 @@ class FaultProxy:
                     return
             self._spawn(self._pump, (conn, UP), "c%d-up" % conn.index)
             self._spawn(self._pump, (conn, DOWN), "c%d-down" % conn.index)
+
+    def _refuse(self, client, mode):
+        # An outage: end the accepted connection at once, without reaching the broker.
+        if mode == "rst":
+            try:  # linger 0: close() sends RST instead of FIN
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        try:
+            client.close()
+        except OSError:
+            pass
+        with self._lock:
+            self.events["outage_refused"] += 1
+            self.log.append((time.monotonic(), "outage_refused", BOTH, -1))
 
     def _sleep(self, conn, seconds):
         # Interruptible: returns False if the connection or the proxy closed meanwhile.

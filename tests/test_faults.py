@@ -771,7 +771,7 @@ def _sent_qos(port, payload):
 def test_reconnect_while_publish_holds_a_half_made_slot():
     c, port = _threaded_fake_client("race1")
     app = Stepper(c.publish, b"t", b"new", qos=1, wait=False)
-    app.until(Client.publish, "pid = self._slot_pid[i]")  # slot taken, nothing stored
+    app.until(Client._send_in_slot, "pid = self._slot_pid[i]")  # slot taken, nothing stored
     loop = Stepper(c.reconnect)  # the background loop's ReconnectPolicy after a cut
     rc = loop.finish()
     err, connected_after = c.last_error, c.connected()
@@ -794,7 +794,7 @@ def test_reconnect_while_publish_stores_its_message_resends_it_at_its_own_qos():
     # QoS 1 too, so a broker delivered it twice.)
     c, port = _threaded_fake_client("race2")
     app = Stepper(c.publish, b"t", b"exactly-once", qos=2, wait=False)
-    app.until(Client.publish, "waiter = wait and")  # slot taken, not filled yet
+    app.until(Client._send_in_slot, "waiter = wait and")  # slot taken, not filled yet
     loop = Stepper(c.reconnect)
     rc = loop.finish()  # CONNACK, _resend: must skip the reserved slot
     pid = app.finish()  # fills the slot, sends the PUBLISH at QoS 2

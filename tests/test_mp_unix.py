@@ -424,3 +424,71 @@ def test_stream_port_carries_a_session_over_an_application_made_connection(run_m
     r = ev["result"]
     assert r["name"] == "modem" and r["opened"] == 1 and r["timeout"] == 5000, r
     assert r["distinct"] == 20, r
+
+
+def test_store_and_forward_outage_and_reset(run_mp, mosquitto, tmp_path):
+    """tests/mp_scripts/store_forward.py: a FlashLog on the unix filesystem, cycle()
+    mode; the broker unreachable for a while (the fault proxy ends every connection),
+    a reset in the middle of the outage (a new FlashLog and Client on the same
+    directory), then every reading reaches a CPython subscriber, in order."""
+    from faultproxy import FaultProxy
+    from livehelpers import wait_until
+    from umqtt_paho import Client
+
+    n = 200
+    got = []
+    lock = threading.Lock()
+
+    def on_msg(client, payload, topic):
+        with lock:
+            got.append(int(bytes(payload)))
+
+    sub = Client("mp-sf-sub", clean_session=False, command_timeout=5000)
+    sub.subscribe("mp/sf", on_msg, 1)
+    sub.connect(mosquitto.host, 10, port=mosquitto.port)
+    proxy = FaultProxy(mosquitto.port, name="mp-proxy").start()
+    try:
+        mp = run_mp("store_forward.py", "127.0.0.1", proxy.port, str(tmp_path / "log"), n)
+        assert mp.expect("phase1", 30)["flushed"]
+        proxy.start_outage(cut=True)
+        assert mp.expect("offline", 15)["detected"]
+        reset = mp.expect("reset", 30)
+        mp.expect("want_online", 30)
+        proxy.end_outage()
+        ev = mp.finish(60)
+        assert wait_until(lambda: len(set(got)) >= n, 10)
+        time.sleep(0.3)  # late duplicates
+    finally:
+        sub.disconnect(timeout=1000)
+        proxy.close()
+    r = ev["result"]
+    with lock:
+        arrived = list(got)
+    first = []
+    seen = set()
+    for k in arrived:
+        if k not in seen:
+            seen.add(k)
+            first.append(k)
+    dups = len(arrived) - len(seen)
+    print(
+        "\nMicroPython store and forward: %d readings, outage %d ms with a reset (%d pending "
+        "at the reset, %d recovered from flash), reconnected after %d tries, flushed in "
+        "%d ms; subscriber %d deliveries, %d duplicates; %s"
+        % (
+            n,
+            ev["want_online"]["outage_ms"],
+            reset["pending"],
+            reset["recovered"],
+            r["connect_tries"],
+            r["flush_ms"],
+            len(arrived),
+            dups,
+            proxy.summary(),
+        )
+    )
+    assert r["raised"] == 0 and r["flushed"] and r["pending"] == 0 and r["logged"] == 0, r
+    assert reset["recovered"] == reset["pending"] > 0, reset
+    assert proxy.events["outage_refused"] >= 1, proxy.summary()
+    assert sorted(seen) == list(range(n)), "lost: %s" % sorted(set(range(n)) - seen)
+    assert first == list(range(n)), "out of order: %s" % first

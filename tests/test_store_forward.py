@@ -457,3 +457,37 @@ def test_pending_after_skips_older_messages_by_their_header(tmp_path, sync_recor
     assert len(everything) == 120 - len(seqs[::7])
     for after in (0, 1, 5, 33, 64, 100, 119, 120, 500):
         assert list(log.pending(after)) == [r for r in everything if r[0] > after]
+
+
+def test_publish_racing_a_refill_queues_the_message_once(tmp_path):
+    # Found by the live tests' review: publish() logged a message, then, before it
+    # decided where the message goes, the reading thread's refill loaded that very
+    # message from the log; publish() queued it a second time (a QoS 2 duplicate).
+    import threading
+
+    from test_faults import Stepper
+
+    port = FakePort()
+    d = str(tmp_path / "log")
+    log = FlashLog(d)
+    for k in range(3):
+        log.append("r/t", b"%d" % k, 2)  # from a previous boot, never sent
+    log.close()
+    c = Client("dev", clean_session=False, port=port, store=FlashLog(d))
+    c._tlock = threading.Lock()  # as on a port with threads
+    c._slock = threading.Lock()
+    c.drain_burst = 0  # connect() sends nothing yet
+    connect(c, port)
+    app = Stepper(c.publish, "r/t", b"3", qos=2, wait=False)
+    app.until(Client._publish_stored, "i = -1")  # logged, not yet queued
+    c.drain_burst = 4
+    c._drain()  # the reading thread: refill loads seqs 1..4 and sends them
+    assert app.finish() == 0
+    seqs = []
+    off = c.outbox.peek()
+    while off >= 0:
+        seqs.append(c.outbox.seq(off))
+        off = c.outbox.after(off)
+    assert seqs == [1, 2, 3, 4]
+    run_until_flushed(c)
+    assert [m.payload for m in sent(port, "r/t")] == nums(4)

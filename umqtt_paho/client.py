@@ -1295,28 +1295,32 @@ class Client:
             if not lseq:
                 self._log(LOG_WARNING, "flash log full (REFUSE_NEW): message dropped")
                 return 0
-        if qos and self._connected and not self._behind and not ob.unsent:
-            with self._tlock:
+        i = -1
+        with self._tlock:
+            # One decision under the lock _refill loads the log under: a reading
+            # thread's _refill may have taken this very message from the log already.
+            if lseq and lseq <= self._loaded:
+                pass  # _refill queued it
+            elif qos and self._connected and not self._behind and not ob.unsent:
                 i = self._slot_for(_RESERVED, _pid_of(lseq) if lseq else 0, self._spare)
             if i >= 0:
-                if not isinstance(payload, bytes):
-                    payload = bytes(payload)  # kept until acked
-                deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
                 if lseq:
                     self._loaded = lseq
-                return self._send_in_slot(
-                    i, topic, payload, plen, qos, retain, wait, deadline, lseq
-                )
-        with self._tlock:
-            if lseq:
-                # The log holds it: the outbox is a window of the log, never dropping.
-                if self._behind or not ob.has_room(tl, plen):
-                    self._behind = True
-                else:
-                    ob.put(topic, payload, qos, retain, lseq)
-                    self._loaded = lseq
+            elif lseq:
+                if lseq > self._loaded:
+                    # The log holds it: the outbox is a window of the log, never dropping.
+                    if self._behind or not ob.has_room(tl, plen):
+                        self._behind = True
+                    else:
+                        ob.put(topic, payload, qos, retain, lseq)
+                        self._loaded = lseq
             else:
                 ob.put(topic, payload, qos, retain)  # the outbox's policy applies
+        if i >= 0:
+            if not isinstance(payload, bytes):
+                payload = bytes(payload)  # kept until acked
+            deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
+            return self._send_in_slot(i, topic, payload, plen, qos, retain, wait, deadline, lseq)
         if self._connected:
             self._drain()
         return 0
@@ -1412,6 +1416,7 @@ class Client:
                 seq = rec[0]
                 topic = rec[1].encode()
                 payload = rec[2]
+                rel = store.released(seq)
                 with self._tlock:
                     if not ob.has_room(len(topic), len(payload)):
                         if ob.count:
@@ -1428,11 +1433,12 @@ class Client:
                         continue
                     ob.put(topic, payload, rec[3], rec[4], seq)
                     self._need_t = self._need_p = 0
-                if store.released(seq):
-                    self._released.append(seq)
-                self._loaded = seq
+                    self._loaded = seq  # with the put: _publish_stored decides by it
+                    if rel:
+                        self._released.append(seq)
                 got = True
-            self._behind = False
+            with self._tlock:
+                self._behind = False
         return got
 
     def _accept_offline(self, topic, payload, plen, qos, retain):
