@@ -6,11 +6,30 @@
 
 import pytest
 
-from umqtt_paho import Client, MQTTError
+from umqtt_paho import Client, MQTTError, forward
+from umqtt_paho import client as client_module
 from umqtt_paho.errors import ERR_PAYLOAD_SIZE, ERR_QUEUE_SIZE
 from umqtt_paho.flashlog import FlashLog, REFUSE_NEW
 from umqtt_paho.outbox import DROP_NEWEST, DROP_OLDEST, RAISE, Outbox
 from umqtt_paho.testing import FakePort
+
+
+def test_forward_shares_the_clients_slot_states():
+    # forward.py keeps its own copies of client.py's private constants (a const()
+    # with a leading underscore is not a module attribute on MicroPython).
+    for name in ("_WAIT_PUBACK", "_WAIT_PUBREC", "_WAIT_PUBCOMP", "_RESERVED", "_SENT",
+                 "_PUBREL"):
+        assert getattr(forward, name) == getattr(client_module, name), name
+
+
+def test_a_client_without_outbox_or_store_does_not_load_forward():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom umqtt_paho import Client\nfrom umqtt_paho.testing import FakePort\n"
+            "Client('x', port=FakePort())\nprint('umqtt_paho.forward' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def offline_client(port, **kw):
@@ -479,9 +498,9 @@ def test_publish_racing_a_refill_queues_the_message_once(tmp_path):
     c.drain_burst = 0  # connect() sends nothing yet
     connect(c, port)
     app = Stepper(c.publish, "r/t", b"3", qos=2, wait=False)
-    app.until(Client._publish_stored, "i = -1")  # logged, not yet queued
+    app.until(forward.publish_stored, "i = -1")  # logged, not yet queued
     c.drain_burst = 4
-    c._drain()  # the reading thread: refill loads seqs 1..4 and sends them
+    forward.drain(c)  # the reading thread: refill loads seqs 1..4 and sends them
     assert app.finish() == 0
     seqs = []
     off = c.outbox.peek()

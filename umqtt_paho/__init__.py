@@ -18,7 +18,7 @@ def __getattr__(name):
         from .reconnect import ReconnectPolicy
 
         return ReconnectPolicy
-    if name in ("paho", "publish", "reconnect", "testing"):
+    if name in ("paho", "publish", "reconnect", "testing", "outbox", "flashlog", "forward"):
         # `from umqtt_paho import paho`: MicroPython asks the package first.
         return __import__("umqtt_paho." + name, None, None, (name,))
     raise AttributeError(name)

@@ -31,6 +31,10 @@
 #   allocated once. A PUBLISH whose payload fits the send buffer leaves in one write.
 #   A received packet larger than the receive buffer is drained through it, acked per
 #   its QoS, counted (oversize_dropped) and reported through on_log; never allocated.
+# - Store and forward (outbox= / store=): forward.py, imported only then, queues what
+#   cannot go out now and drains it from each read cycle; a slot then keeps the
+#   message's outbox offset (_slot_off) and flash log seq (_slot_lseq), settled here on
+#   the ack (outbox done, log ack) and, for QoS 2, on PUBREC (log release).
 # - Failures in the background loop reach loop_failure(client): RECOVERED keeps the loop
 #   going (after the hook reconnected), anything else ends it. The failure itself is in
 #   client.last_error. A message callback that raises is reported through on_log and
@@ -50,7 +54,6 @@ from .errors import (
     ERR_KEEPALIVE,
     ERR_NO_CONN,
     ERR_NOT_SUPPORTED,
-    ERR_PAYLOAD_SIZE,
     ERR_PROTOCOL,
     ERR_QUEUE_SIZE,
     ERR_SUBSCRIBE_REFUSED,
@@ -96,12 +99,6 @@ _SUBACK = const(9)
 _UNSUBACK = const(11)
 _PINGRESP = const(13)
 _CONNACK = const(2)
-
-
-def _pid_of(seq):
-    # The packet id of flash log message seq: a pure function of it, so after a reset
-    # a message goes out again under the id the broker's session may hold.
-    return (seq - 1) % 65535 + 1
 
 
 def _default_port():
@@ -223,24 +220,18 @@ class Client:
         self._epoch = 0  # counts successful connections (mod 256)
         self._pid = 0
 
-        # Store and forward (docs/store-and-forward.md).
-        if store is not None and outbox is None:
-            from .outbox import Outbox
-
-            outbox = Outbox(2048)
-        self.outbox = outbox  # read: outbox.dropped, outbox.count, outbox.unsent
-        self.store = store
+        # Store and forward (docs/store-and-forward.md): its code only when used.
+        self.outbox = None
+        self.store = None
+        self._fwd = None
+        self._behind = False
         self.drain_burst = 4  # queued messages sent per read cycle at most
         self.queue_qos0 = False  # True: QoS 0 publishes are queued too while offline
-        # The flash log: seqs up to _loaded went to the outbox or a slot; _behind: it
-        # holds messages after them. Seqs up to _recovered were logged before this
-        # Client existed: they may have been sent (DUP) under the pid of their seq.
-        self._loaded = 0
-        self._released = []  # recovered QoS 2 seqs the broker had PUBREC'd
-        self._need_t = 0  # the sizes of the next logged message the outbox must fit
-        self._need_p = 0
-        self._behind = store is not None and len(store) > 0
-        self._recovered = store.last_seq() if store is not None else 0
+        if outbox is not None or store is not None:
+            from . import forward
+
+            self._fwd = forward
+            forward.setup(self, outbox, store)
 
         # Subscriptions: [filter bytes, function, qos]; kept across reconnects.
         self._handlers = []
@@ -454,7 +445,7 @@ class Client:
             self._fail(e)  # never connected() with half a session
             raise
         if self.outbox is not None:
-            self._drain()  # a first burst of the backlog; each read cycle sends more
+            self._fwd.drain(self)  # a first burst of the backlog; each read cycle sends more
         cb = self._aconnect_cb
         if cb is not None:
             try:
@@ -668,7 +659,7 @@ class Client:
             t = self._handle(first, self._rl)
         self._keepalive()
         if self.outbox is not None and self._nest == 0:
-            self._drain()
+            self._fwd.drain(self)
         return t
 
     # ---- reading ---------------------------------------------------------------------
@@ -1201,7 +1192,7 @@ class Client:
         ob = self.outbox
         if ob is not None and (qos or self.queue_qos0):
             if qos or not self._connected or self._behind or ob.unsent:
-                return self._publish_stored(topic, payload, plen, qos, retain, wait)
+                return self._fwd.publish_stored(self, topic, payload, plen, qos, retain, wait)
         if not self._connected:
             if qos and self.queue_offline:
                 return self._accept_offline(topic, payload, plen, qos, retain)
@@ -1262,184 +1253,6 @@ class Client:
             else:
                 self._unwait(i)  # stays in the session; the reader or a resend finishes it
         return pid
-
-    def _publish_stored(self, topic, payload, plen, qos, retain, wait):
-        # With an outbox (and maybe a flash log). Order per topic needs one queue: a
-        # message goes straight out only when nothing older waits; otherwise, or when
-        # disconnected or no slot is free, it is copied into the outbox and sent from
-        # there. Checks come first, so a refused message was never accepted.
-        ob = self.outbox
-        store = self.store
-        tl = len(topic)
-        if topic is not self._topic_ok:
-            why = topic_problem(topic, 0, tl)
-            if why:
-                raise ValueError("topic " + why)
-        if 1 + 4 + 2 + tl + 2 > len(self._sbuf):
-            raise MQTTError(
-                ERR_PAYLOAD_SIZE,
-                "PUBLISH header (topic %d bytes) does not fit the send buffer (%d)"
-                % (tl, len(self._sbuf)),
-            )
-        if 11 + tl + plen > ob.capacity:  # RECORD_HEADER: never queued whole otherwise
-            raise ValueError(
-                "message of %d bytes (topic and payload) does not fit the outbox (%d bytes)"
-                % (tl + plen, ob.capacity)
-            )
-        if isinstance(topic, bytes):
-            self._topic_ok = topic
-        lseq = 0
-        if qos and store is not None:
-            with self._slock:
-                lseq = store.append(topic, payload, qos, retain)
-            if not lseq:
-                self._log(LOG_WARNING, "flash log full (REFUSE_NEW): message dropped")
-                return 0
-        i = -1
-        with self._tlock:
-            # One decision under the lock _refill loads the log under: a reading
-            # thread's _refill may have taken this very message from the log already.
-            if lseq and lseq <= self._loaded:
-                pass  # _refill queued it
-            elif qos and self._connected and not self._behind and not ob.unsent:
-                i = self._slot_for(_RESERVED, _pid_of(lseq) if lseq else 0, self._spare)
-            if i >= 0:
-                if lseq:
-                    self._loaded = lseq
-            elif lseq:
-                if lseq > self._loaded:
-                    # The log holds it: the outbox is a window of the log, never dropping.
-                    if self._behind or not ob.has_room(tl, plen):
-                        self._behind = True
-                    else:
-                        ob.put(topic, payload, qos, retain, lseq)
-                        self._loaded = lseq
-            else:
-                ob.put(topic, payload, qos, retain)  # the outbox's policy applies
-        if i >= 0:
-            if not isinstance(payload, bytes):
-                payload = bytes(payload)  # kept until acked
-            deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-            return self._send_in_slot(i, topic, payload, plen, qos, retain, wait, deadline, lseq)
-        if self._connected:
-            self._drain()
-        return 0
-
-    def _drain(self):
-        # Send queued messages, oldest first: at most drain_burst per call (one call per
-        # read cycle, so a backlog never starves keepalive or inbound messages), and
-        # QoS 1/2 only into free in-flight slots, one always left for other commands.
-        ob = self.outbox
-        n = self.drain_burst
-        while n > 0 and self._connected:
-            with self._wlock:
-                with self._tlock:
-                    off = ob.next_unsent()
-                    if off >= 0:
-                        qos = ob.qos(off)
-                        pid = 0
-                        dup = False
-                        if qos:
-                            lseq = ob.seq(off)
-                            pid = _pid_of(lseq) if lseq else 0
-                            i = self._slot_for(_RESERVED, pid, self._spare)
-                            if i < 0:
-                                return  # the window is full: acks will free it
-                            pid = self._slot_pid[i]
-                            # Logged before this Client: it may have gone out before
-                            # a reset, with this pid.
-                            dup = lseq != 0 and lseq <= self._recovered
-                            st = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
-                            if dup and self._released and lseq in self._released:
-                                self._released.remove(lseq)
-                                if self.session_present:
-                                    st = _WAIT_PUBCOMP  # PUBREC'd before the reset
-                            self._slot_off[i] = off
-                            self._slot_lseq[i] = lseq
-                            self._slot_flags[i] = _SENT | qos << 1 | (1 if ob.retain(off) else 0)
-                            self._seq += 1
-                            self._slot_seq[i] = self._seq
-                            self._slot_waiter[i] = 0
-                            self._slot_state[i] = st
-                        ob.take()
-                if off < 0:
-                    # Flash is read in batches: once a quarter of the ring is free.
-                    if (
-                        self._behind
-                        and ob.capacity - ob.used >= ob.capacity >> 2
-                        and ob.has_room(self._need_t, self._need_p)
-                    ):
-                        if self._refill():
-                            continue
-                    return
-                try:
-                    if qos and self._slot_state[i] == _WAIT_PUBCOMP:
-                        n = _pk.encode_ack(self._abuf, _PUBREL, pid)  # [MQTT-4.4.0-1]
-                        self._write(self._abuf, n, self._command_timeout)
-                    else:
-                        self._write_record(off, pid, dup)
-                except Exception as e:
-                    # The link failed (closed; the loop reports it). A QoS 1/2 message
-                    # is in its slot and resent after the reconnect.
-                    self._log(LOG_WARNING, "queued PUBLISH not sent: %r" % (e,))
-                    if not qos:
-                        with self._tlock:
-                            ob.done(off)
-                    return
-            if not qos:
-                with self._tlock:
-                    ob.done(off)  # QoS 0: sent is done
-            n -= 1
-
-    def _write_record(self, off, pid, dup):
-        # Caller holds _wlock. The PUBLISH of the outbox record at off, from the ring.
-        ob = self.outbox
-        sbuf = self._sbuf
-        n = ob.copy_publish(off, sbuf, pid, dup)
-        if n >= 0:
-            self._write(sbuf, n, self._command_timeout)
-            return
-        n = ob.copy_header(off, sbuf, pid, dup)
-        self._write(sbuf, n, self._command_timeout)
-        p = ob.payload_off(off)
-        pl = ob.payload_len(off)
-        self._write(ob.view[p : p + pl], pl, self._command_timeout)  # one 16 B view
-
-    def _refill(self):
-        # Messages of the flash log not yet in RAM into the outbox, oldest first, as
-        # many as fit. True if any came. Reads flash and allocates what it loads.
-        ob = self.outbox
-        store = self.store
-        got = False
-        with self._slock:
-            for rec in store.pending(self._loaded):  # the ones after those loaded
-                seq = rec[0]
-                topic = rec[1].encode()
-                payload = rec[2]
-                rel = store.released(seq)
-                with self._tlock:
-                    if not ob.has_room(len(topic), len(payload)):
-                        if ob.count:
-                            # Later, once acks made room for it: until then _drain
-                            # does not read flash for nothing.
-                            self._need_t = len(topic)
-                            self._need_p = len(payload)
-                            return got
-                        # Larger than the whole outbox (logged with a larger one):
-                        # it can never be sent from it.
-                        self._log(LOG_ERR, "logged message %d does not fit the outbox" % seq)
-                        store.ack(seq)
-                        self._loaded = seq
-                        continue
-                    ob.put(topic, payload, rec[3], rec[4], seq)
-                    self._need_t = self._need_p = 0
-                    self._loaded = seq  # with the put: _publish_stored decides by it
-                    if rel:
-                        self._released.append(seq)
-                got = True
-            with self._tlock:
-                self._behind = False
-        return got
 
     def _accept_offline(self, topic, payload, plen, qos, retain):
         # queue_offline: keep the message for the next CONNACK (no waiting for a slot:
@@ -1559,7 +1372,7 @@ class Client:
             dup = flags & _SENT != 0  # a message queued offline goes out the first time
             if off >= 0:
                 with self._wlock:
-                    self._write_record(off, pid, dup)  # from the outbox, where it stays
+                    self._fwd.write_record(self, off, pid, dup)  # from the outbox: it stays
                 continue
             with self._wlock:
                 n = _pk.encode_publish(
