@@ -32,6 +32,16 @@ def test_a_client_without_outbox_or_store_does_not_load_forward():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def port_with_subscriber():
+    # An in-memory broker with a QoS 2 subscriber to s/# collecting payloads.
+    port = FakePort()
+    sub = Client("sub", clean_session=False, port=port)
+    sub.connect("broker.test", 60, start_loop=False)
+    got = []
+    sub.subscribe("s/#", lambda cl, p, t: got.append(p), 2)
+    return port, sub, got
+
+
 def offline_client(port, **kw):
     port.broker.unreachable = True
     return Client("dev", clean_session=False, port=port, **kw)
@@ -297,11 +307,7 @@ def test_qos2_across_a_reset_is_delivered_once(tmp_path):
     # loses power before it heard back. After the reset the same ids go out again
     # (DUP): the broker acknowledges them without forwarding them twice
     # [MQTT-4.3.3-2]. With fresh ids they would be new messages: delivered twice.
-    port = FakePort()
-    sub = Client("sub", clean_session=False, port=port)
-    sub.connect("broker.test", 60, start_loop=False)
-    got = []
-    sub.subscribe("s/#", lambda cl, p, t: got.append(p), 2)
+    port, sub, got = port_with_subscriber()
     d = str(tmp_path / "log")
     c = Client("dev", clean_session=False, port=port, store=FlashLog(d))
     connect(c, port)
@@ -385,11 +391,7 @@ def test_qos2_released_before_a_reset_is_not_published_again(tmp_path):
     # them again, even under the same ids, would be new messages to the broker (it
     # released those ids): the log recorded each PUBREC on flash before the PUBREL,
     # so after the reset only PUBRELs go out [MQTT-4.4.0-1].
-    port = FakePort()
-    sub = Client("sub", clean_session=False, port=port)
-    sub.connect("broker.test", 60, start_loop=False)
-    got = []
-    sub.subscribe("s/#", lambda cl, p, t: got.append(p), 2)
+    port, sub, got = port_with_subscriber()
     d = str(tmp_path / "log")
     log = FlashLog(d)
     c = Client("dev", clean_session=False, port=port, store=log)
