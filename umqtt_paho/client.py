@@ -211,7 +211,6 @@ class Client:
         self._slot_seq = [0] * max_inflight  # order first sent
         self._slot_off = [-1] * max_inflight  # the message's record in the outbox, or -1
         self._slot_lseq = [0] * max_inflight  # its seq in the flash log, or 0
-        self._spare = 2 if max_inflight > 1 else 1  # queued sends leave a slot free
         self._seq = 0
         # Inbound QoS 2 ids awaiting PUBREL, 2 bytes each (0: free), and the connection
         # each came on: 3 bytes an entry (768 B at the default 256).
@@ -822,14 +821,12 @@ class Client:
             off = self._slot_off[i]
             if off >= 0:
                 self.outbox.done(off)  # the record leaves the ring
-                self._slot_off[i] = -1
             if self._slot_waiter[i]:
                 self._slot_result[i] = result
                 self._slot_state[i] = _DONE
             else:
                 self._clear(i)  # nobody waits for it
         if lseq:
-            self._slot_lseq[i] = 0
             with self._slock:
                 self.store.ack(lseq)
         if self._signal is not None:
@@ -1048,9 +1045,9 @@ class Client:
             i = self._try_take_slot(state)
         return i
 
-    def _try_take_slot(self, state, pid=0):
+    def _try_take_slot(self, state):
         with self._tlock:
-            return self._slot_for(state, pid, 1)
+            return self._slot_for(state, 0, 1)
 
     def _slot_for(self, state, pid, spare):
         # Caller holds _tlock. A free slot, leaving spare - 1 others free, with packet

@@ -19,9 +19,8 @@ except ImportError:  # CPython: the host port runs the same file
         return x
 
 from . import packet as _pk
-from .errors import MQTTError, ERR_PAYLOAD_SIZE
 from .client import LOG_WARNING, LOG_ERR
-from .topic import topic_problem
+from .outbox import RECORD_HEADER
 
 # The client's slot states and flag (client.py; tests/test_store_forward.py checks them)
 _WAIT_PUBACK = const(1)
@@ -48,6 +47,7 @@ def setup(c, outbox, store):
     c._need_t = 0  # the sizes of the next logged message the outbox must fit
     c._need_p = 0
     c._behind = store is not None and len(store) > 0
+    c._spare = 2 if len(c._slot_state) > 1 else 1  # queued sends leave a slot free
     c._recovered = store.last_seq() if store is not None else 0
 
 
@@ -55,7 +55,6 @@ def pid_of(seq):
     # The packet id of flash log message seq: a pure function of it, so after a reset
     # a message goes out again under the id the broker's session may hold.
     return (seq - 1) % 65535 + 1
-
 
 
 def publish_stored(c, topic, payload, plen, qos, retain, wait):
@@ -66,17 +65,12 @@ def publish_stored(c, topic, payload, plen, qos, retain, wait):
     ob = c.outbox
     store = c.store
     tl = len(topic)
-    if topic is not c._topic_ok:
-        why = topic_problem(topic, 0, tl)
-        if why:
-            raise ValueError("topic " + why)
-    if 1 + 4 + 2 + tl + 2 > len(c._sbuf):
-        raise MQTTError(
-            ERR_PAYLOAD_SIZE,
-            "PUBLISH header (topic %d bytes) does not fit the send buffer (%d)"
-            % (tl, len(c._sbuf)),
-        )
-    if 11 + tl + plen > ob.capacity:  # RECORD_HEADER: never queued whole otherwise
+    with c._wlock:
+        # Encoded only to check it (topic, header size against the send buffer): the
+        # packet the drain sends later has the same header but for its id.
+        _pk.encode_publish(c._sbuf, topic, plen, qos, retain, False, 1 if qos else 0,
+                           topic is c._topic_ok)
+    if RECORD_HEADER + tl + plen > ob.capacity:
         raise ValueError(
             "message of %d bytes (topic and payload) does not fit the outbox (%d bytes)"
             % (tl + plen, ob.capacity)
@@ -92,25 +86,21 @@ def publish_stored(c, topic, payload, plen, qos, retain, wait):
             return 0
     i = -1
     with c._tlock:
-        # One decision under the lock _refill loads the log under: a reading
-        # thread's _refill may have taken this very message from the log already.
-        if lseq and lseq <= c._loaded:
-            pass  # _refill queued it
-        elif qos and c._connected and not c._behind and not ob.unsent:
+        # One decision, under the lock refill() loads the log under: a reading thread's
+        # refill() may have taken this very message from the log already.
+        fresh = not lseq or lseq > c._loaded
+        if fresh and qos and c._connected and not c._behind and not ob.unsent:
             i = c._slot_for(_RESERVED, pid_of(lseq) if lseq else 0, c._spare)
-        if i >= 0:
-            if lseq:
-                c._loaded = lseq
-        elif lseq:
-            if lseq > c._loaded:
-                # The log holds it: the outbox is a window of the log, never dropping.
-                if c._behind or not ob.has_room(tl, plen):
-                    c._behind = True
-                else:
-                    ob.put(topic, payload, qos, retain, lseq)
-                    c._loaded = lseq
-        else:
+        if not fresh or i >= 0:
+            pass  # refill() queued it, or it goes straight out
+        elif not lseq:
             ob.put(topic, payload, qos, retain)  # the outbox's policy applies
+        elif c._behind or not ob.has_room(tl, plen):
+            c._behind = True  # the log holds it: the outbox is a window, never dropping
+        else:
+            ob.put(topic, payload, qos, retain, lseq)
+        if fresh and lseq and not c._behind:
+            c._loaded = lseq
     if i >= 0:
         if not isinstance(payload, bytes):
             payload = bytes(payload)  # kept until acked
@@ -119,6 +109,7 @@ def publish_stored(c, topic, payload, plen, qos, retain, wait):
     if c._connected:
         drain(c)
     return 0
+
 
 def drain(c):
     # Send queued messages, oldest first: at most drain_burst per call (one call per
