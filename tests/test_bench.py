@@ -1,9 +1,10 @@
 """tools/bench.py --quick --json, run once: every client and every figure is there.
 
 This is a smoke test of the benchmark's machinery, not of speed or memory targets (those
-are for the bench itself; README section 8). The one figure asserted is the one the VM
-tests assert too (tests/test_vm.py): umqtt_paho allocates nothing per publish. And the
-bench's own harness and fake transport must cost 0 bytes, or no figure means anything.
+are for the bench itself; README section 8; umqtt_paho's memory budgets are in
+tests/test_memory.py). The one figure asserted is the one the VM tests assert too
+(tests/test_vm.py): umqtt_paho allocates nothing per publish. And the bench's own harness
+and fake transport must cost 0 bytes, or no figure means anything.
 """
 
 import json
@@ -20,6 +21,13 @@ BENCH = os.path.join(REPO, "tools", "bench.py")
 VM_CLIENTS = ("umqtt_paho", "umqtt.simple", "MiniMQTT")
 VM_FIGURES = ("import_retained", "import_peak", "instance_retained", "instance_peak")
 PER_ITERATION = ("publish_qos0", "publish_qos1", "receive_qos0", "receive_qos1")
+# the telemetry job's smallest heap: client -> the forms measured (mqtt_as is quoted)
+HEAP = {
+    "umqtt_paho": ("mpy", "py"),
+    "umqtt_paho_loop": ("mpy",),
+    "umqtt.simple": ("mpy", "py"),
+    "MiniMQTT": ("mpy", "py"),
+}
 THROUGHPUT = {
     "cpython": ("raw", "umqtt_paho", "umqtt_paho_cycle", "MiniMQTT", "paho-mqtt"),
     "micropython": ("raw", "umqtt_paho", "umqtt_paho_cycle", "umqtt.simple"),
@@ -64,6 +72,11 @@ def test_table_printed(bench):
     assert "| figure | umqtt_paho | umqtt.simple" in stderr
     assert "Run time" in stderr and res["command"] in stderr
     assert "error:" not in stderr
+    # the heap table says it was a quick run, and that mqtt_as's figures are not ours
+    assert "Smallest heap for the telemetry job" in stderr
+    assert "bisected in 1,024 B steps, --quick" in stderr
+    assert "| mqtt_as (not on a registry: figures quoted from" in stderr
+    assert "quoted, not measured" in stderr
 
 
 def test_mpy_sizes(bench):
@@ -123,6 +136,43 @@ def test_throughput_figures(bench, interp, client):
         assert e["qos0"]["ratio"] == 1.0
 
 
+@pytest.mark.parametrize("client,form", [(c, f) for c, fs in HEAP.items() for f in fs])
+def test_smallest_heap(bench, client, form):
+    h = bench[0]["heap"]
+    assert h["implementation"].endswith(", 32-bit"), h["implementation"]
+    assert h["step"] == 1024  # --quick
+    c = h["clients"][client]
+    assert c["quoted"] is False
+    e = c[form]
+    assert "error" not in e, e.get("error")
+    assert _num(e["heap"]) and e["heap"] > 2048, e  # no job fits in less
+    assert e["heap"] <= e["top"] == h["top"][form]
+    assert e["heap"] % e["step"] == 0 and e["step"] == h["step"]
+    assert e["runs"] > 1 and e["below"]  # the top, and at least one run below it
+
+
+def test_smallest_heap_forms(bench):
+    c = bench[0]["heap"]["clients"]
+    for client, forms in HEAP.items():
+        # a .py tree compiles on the VM: more heap than its .mpy
+        if "py" in forms:
+            assert c[client]["py"]["heap"] > c[client]["mpy"]["heap"], client
+
+
+def test_mqtt_as_is_quoted_not_measured(bench):
+    q = bench[0]["heap"]["clients"]["mqtt_as"]
+    assert q["quoted"] is True and q["source"]
+    assert _num(q["mpy_kb"]) and _num(q["py_kb"])
+    assert "mpy" not in q and "py" not in q
+
+
+def test_umqtt_paho_ram_figures(bench):
+    ram = bench[0]["heap"]["umqtt_paho_ram"]
+    assert "error" not in ram, ram.get("error")
+    for key in ("import", "port", "instance"):
+        assert _num(ram[key]) and ram[key] > 0, key
+
+
 def test_targets_reported(bench):
     t = bench[0]["targets"]
     for key in (
@@ -133,6 +183,8 @@ def test_targets_reported(bench):
         "mpy_core_within_2x_simple",
         "import_ram_below_minimqtt",
         "import_ram_within_2x_simple",
+        "heap_job_mpy_le_16KB",
+        "heap_job_py_le_48KB",
     ):
         assert isinstance(t[key], bool), key
     for interp in THROUGHPUT:

@@ -23,6 +23,24 @@ Python. Figures:
    port (tools/bench/tp_micropython.py; binary from tools/build_mp_unix.sh). Each client
    runs --rounds times, interleaved; the median is reported, and its ratio to the raw
    socket's median. A run stops after a time cap (clients at ~25 msg/s), marked *.
+5. Smallest heap for a sensor's telemetry job on a 32-bit MicroPython unix port with real
+   sockets (tools/build_mp_unix.sh m32): connect, subscribe at QoS 1, 200 QoS 1
+   publishes of 64 bytes each awaited, a command to itself after every 20th, received,
+   disconnect (tools/bench/heapjob_<client>.py). The smallest `-X heapsize=N` with which
+   the job completes, bisected in 256 B steps (--quick: 1,024 B) up to a top that must
+   work (tools/bench/heapjob.py; each probe on a private mosquitto). From .mpy (the unix
+   board build; the peers' files through mpy-cross) and from .py sources laid out as on
+   a board. umqtt_paho also with its loop thread (.mpy), and its RAM from .mpy on the
+   same binary: `import umqtt_paho`, the port (`ports.select()`), one Client("x").
+   mqtt_as is on no registry reachable here: its figures are quoted, not measured.
+
+   JSON: "heap": {"implementation", "binary", "step", "top": {"mpy", "py"}, "seconds",
+   "clients": {CLIENT: {"quoted": false, "mpy": FIGURE, "py": FIGURE}}, with CLIENT one
+   of umqtt_paho, umqtt_paho_loop (only "mpy"), umqtt.simple, MiniMQTT, and FIGURE
+   {"heap": B, "step", "top", "runs", "seconds", "below": what the run one step below
+   printed} or {"error": text}; "clients"["mqtt_as"]: {"quoted": true, "source",
+   "mpy_kb", "py_kb"}; "umqtt_paho_ram": {"import", "port", "instance"} in B, or
+   {"error"}}.
 
 Output: a markdown table on stdout (with --json: the JSON document on stdout instead,
 the table on stderr). Progress goes to stderr. Exit status 0 when every figure was
@@ -30,6 +48,7 @@ measured, 1 when some could not be (their cells say why), 2 on a usage/setup err
 """
 
 import argparse
+import concurrent.futures
 import fcntl
 import glob
 import hashlib
@@ -76,8 +95,30 @@ VM_CLIENTS = ("umqtt_paho", "umqtt.simple", "MiniMQTT")
 CPYTHON_CLIENTS = ("raw", "umqtt_paho", "umqtt_paho_cycle", "MiniMQTT", "paho-mqtt")
 MP_CLIENTS = ("raw", "umqtt_paho", "umqtt_paho_cycle", "umqtt.simple")
 
-FULL = {"n0": 20000, "n1": 2000, "cap": 3.0, "rounds": 5}
-QUICK = {"n0": 2000, "n1": 200, "cap": 0.5, "rounds": 1}
+FULL = {"n0": 20000, "n1": 2000, "cap": 3.0, "rounds": 5, "heap_step": 256}
+QUICK = {"n0": 2000, "n1": 200, "cap": 0.5, "rounds": 1, "heap_step": 1024}
+
+# The telemetry job's smallest heap (figure 5): (client, form) measured, the top of the
+# search (it must work there), and how many probes run at once: a peer's job takes ~9 s,
+# umqtt_paho's well under 1 s.
+HEAP_RUNS = (
+    ("umqtt_paho", "mpy"),
+    ("umqtt_paho", "py"),
+    ("umqtt_paho_loop", "mpy"),
+    ("umqtt.simple", "mpy"),
+    ("umqtt.simple", "py"),
+    ("MiniMQTT", "mpy"),
+    ("MiniMQTT", "py"),
+)
+HEAP_TOP = {"mpy": 128 * 1024, "py": 256 * 1024}
+HEAP_LANES = {"umqtt_paho": 2, "umqtt_paho_loop": 2, "umqtt.simple": 16, "MiniMQTT": 16}
+# Not on PyPI or any registry reachable here, so not measured: the figures as quoted.
+MQTT_AS_QUOTED = {
+    "quoted": True,
+    "source": "issue 12, 2026-12-06",
+    "mpy_kb": 26.6,
+    "py_kb": 85.8,
+}
 
 
 def log(msg):
@@ -91,6 +132,14 @@ class SetupError(Exception):
 def cache_root():
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "umqtt_paho")
+
+
+def _load_heapjob():
+    if BENCH_DIR not in sys.path:
+        sys.path.insert(0, BENCH_DIR)
+    import heapjob
+
+    return heapjob
 
 
 def _load_build_tool():
@@ -442,6 +491,82 @@ def throughput(cfg, peers_src, mp_bin, mp_path):
 TESTS_DIR = os.path.join(REPO, "tests")
 
 
+# ---- smallest heap --------------------------------------------------------------------------
+
+
+def heap_figures(cfg, peers, work):
+    """Figure 5: {"clients": {client: {"mpy": ..., "py": ...}}, "umqtt_paho_ram": ...}."""
+    heapjob = _load_heapjob()
+    started = time.monotonic()
+    step = cfg["heap_step"]
+    out = {"step": step, "top": dict(HEAP_TOP), "clients": {}}
+    for client, _ in HEAP_RUNS:
+        out["clients"].setdefault(client, {"quoted": False})
+    out["clients"]["mqtt_as"] = dict(MQTT_AS_QUOTED)
+
+    def fail_all(why):
+        for client, form in HEAP_RUNS:
+            out["clients"][client][form] = {"error": why}
+        out["umqtt_paho_ram"] = {"error": why}
+        out["seconds"] = round(time.monotonic() - started, 1)
+        return out
+
+    try:
+        binary = heapjob.micropython_m32()
+        out["binary"] = binary
+        out["implementation"] = heapjob.implementation(binary)
+    except heapjob.HeapJobError as e:
+        log("32-bit MicroPython unix port unavailable: %s" % e)
+        return fail_all(str(e))
+
+    # the trees MICROPYPATH points at: the unix board build and the peers' .mpy (figure 1),
+    # and the same files as .py sources
+    libs = {"umqtt_paho": {"mpy": os.path.join(work, "unix")}}
+    libs["umqtt_paho"]["py"] = heapjob.paho_sources(os.path.join(work, "heap_py"))
+    libs["umqtt_paho_loop"] = libs["umqtt_paho"]
+    peers_py = os.path.join(work, "heap_peers_py")
+    for key, files in PEER_FILES.items():
+        for rel in files:
+            dst = os.path.join(peers_py, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(os.path.join(peers[key][0], rel), dst)
+    for client in ("umqtt.simple", "MiniMQTT"):
+        libs[client] = {"mpy": os.path.join(work, "peers"), "py": peers_py}
+
+    try:
+        out["umqtt_paho_ram"] = heapjob.ram_figures(binary, libs["umqtt_paho"]["mpy"])
+    except heapjob.HeapJobError as e:
+        out["umqtt_paho_ram"] = {"error": str(e)}
+
+    def one(run, brokers):
+        client, form = run
+        try:
+            return heapjob.smallest_heap(
+                binary, client, libs[client][form], brokers, HEAP_TOP[form], step
+            )
+        except Exception as e:  # noqa: BLE001  (the cell says what went wrong)
+            return {"error": "%s: %s" % (type(e).__name__, e)}
+
+    # every search at once, each with brokers of its own (started here, one after another:
+    # each picks a free port)
+    lanes = [HEAP_LANES[client] for client, _ in HEAP_RUNS]
+    log("smallest heap: %d searches, %d B steps, %d brokers" % (len(lanes), step, sum(lanes)))
+    try:
+        with heapjob.Mosquittos(sum(lanes)) as brokers:
+            slices, at = [], 0
+            for n in lanes:
+                slices.append(brokers[at : at + n])
+                at += n
+            with concurrent.futures.ThreadPoolExecutor(len(HEAP_RUNS)) as pool:
+                results = list(pool.map(one, HEAP_RUNS, slices))
+    except Exception as e:  # noqa: BLE001  (brokers that would not start)
+        return fail_all("%s: %s" % (type(e).__name__, e))
+    for (client, form), r in zip(HEAP_RUNS, results):
+        out["clients"][client][form] = r
+    out["seconds"] = round(time.monotonic() - started, 1)
+    return out
+
+
 # ---- the table ------------------------------------------------------------------------------
 
 
@@ -562,6 +687,55 @@ def table(res):
     return "\n".join(lines)
 
 
+def _heap_cell(entry):
+    if "error" in entry:
+        return "error: " + _short(entry["error"])
+    return _n(entry["heap"])
+
+
+def heap_table(res):
+    """Figure 5 as a table of its own: one row per client, `.mpy` and `.py`."""
+    h = res["heap"]
+    v = res["versions"]
+    names = {
+        "umqtt_paho": "umqtt_paho (`cycle()`, no thread)",
+        "umqtt_paho_loop": "umqtt_paho, with the loop thread",
+        "umqtt.simple": "umqtt.simple %s" % v["umqtt.simple"],
+        "MiniMQTT": "MiniMQTT %s" % v["MiniMQTT"],
+    }
+    lines = [
+        "Smallest heap for the telemetry job, B: %s (`-X heapsize`, bisected in %s B steps%s)"
+        % (
+            h.get("implementation", "32-bit MicroPython unix port"),
+            _n(h["step"]),
+            ", --quick" if res["config"]["quick"] else "",
+        ),
+        "",
+        "| client | from `.mpy` | from `.py` |",
+        "|---|---:|---:|",
+    ]
+    for client, name in names.items():
+        c = h["clients"][client]
+        cells = [_heap_cell(c[f]) if f in c else "not measured" for f in ("mpy", "py")]
+        lines.append("| %s | %s | %s |" % (name, cells[0], cells[1]))
+    q = h["clients"]["mqtt_as"]
+    lines.append(
+        "| mqtt_as (not on a registry: figures quoted from %s) | %s KB, quoted, not measured "
+        "| %s KB, quoted, not measured |" % (q["source"], q["mpy_kb"], q["py_kb"])
+    )
+    ram = h.get("umqtt_paho_ram", {})
+    lines.append("")
+    if "error" in ram:
+        lines.append("umqtt_paho RAM on the same binary: error: " + _short(ram["error"]))
+    else:
+        lines.append(
+            "umqtt_paho from `.mpy` on the same binary: import RAM %s B (`import umqtt_paho`), "
+            'port RAM %s B (`ports.select()`), instance RAM %s B (one `Client("x")`, not '
+            "connected)." % (_n(ram["import"]), _n(ram["port"]), _n(ram["instance"]))
+        )
+    return "\n".join(lines)
+
+
 def notes(res):
     cfg = res["config"]
     imp = res["versions"]
@@ -593,6 +767,18 @@ def notes(res):
                 imp.get("micropython") or "MicroPython",
                 imp.get("pinning", ""),
             ),
+            "- Smallest heap: the smallest `micropython -X heapsize=N` (32-bit unix port, real "
+            "sockets, private mosquitto on loopback) with which the job completes: connect, "
+            "subscribe at QoS 1, 200 QoS 1 publishes of a 64-byte reading, each awaited, a "
+            "QoS 1 command to itself after every 20th, received, disconnect "
+            "(tools/bench/heapjob_*.py). It counts bytecode, qstrs, objects, buffers and "
+            "fragmentation together. `.mpy`: the unix board build (umqtt_paho/*.mpy + "
+            "ports/*.mpy), the peers' files through mpy-cross; `.py`: the same as sources, "
+            "compiled on the VM. MiniMQTT gets a socket pool shim (CircuitPython's socketpool "
+            "API over `socket`, and the typing names adafruit_connection_manager imports) in "
+            "its job file, and takes str topics and a bytes payload. The search runs up to "
+            "16 probes at once (a peer's job takes ~9 s: each PUBLISH in 3-5 writes, Nagle + "
+            "delayed ACK). RAM: gc.mem_alloc() after a collection, before and after each step.",
         ]
     )
 
@@ -618,6 +804,10 @@ def targets(res):
         ir = {c: vm[c]["import_retained"] for c in VM_CLIENTS}
         t["import_ram_below_minimqtt"] = ir["umqtt_paho"] < ir["MiniMQTT"]
         t["import_ram_within_2x_simple"] = ir["umqtt_paho"] <= 2 * ir["umqtt.simple"]
+    up = res.get("heap", {}).get("clients", {}).get("umqtt_paho", {})
+    for form, goal in (("mpy", 16), ("py", 48)):  # DESIGN.md, "The next shape"
+        if "heap" in up.get(form, {}):
+            t["heap_job_%s_le_%dKB" % (form, goal)] = up[form]["heap"] <= goal * 1024
     for interp, tp in res["throughput"].items():
         if not isinstance(tp, dict):
             continue
@@ -699,6 +889,9 @@ def run(cfg):
             tp["micropython_error"] = mp_error
         res["throughput"] = tp
         res["versions"].update(versions)
+
+        # 5. smallest heap (after the throughput runs: dozens of processes at once)
+        res["heap"] = heap_figures(cfg, peers, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["targets"] = targets(res)
@@ -720,6 +913,12 @@ def complete(res):
             e = tp[interp].get(c) or {}
             if "error" in e or "qos0" not in e or "qos1" not in e:
                 return False
+    h = res.get("heap", {})
+    for client, form in HEAP_RUNS:
+        if "heap" not in h.get("clients", {}).get(client, {}).get(form, {}):
+            return False
+    if "error" in h.get("umqtt_paho_ram", {"error": "missing"}):
+        return False
     return True
 
 
@@ -748,8 +947,9 @@ def main(argv=None):
         raise
     res["command"] = command
     res["complete"] = complete(res)
-    text = "%s\n\n%s\n\nRun time %.0f s: `%s`" % (
+    text = "%s\n\n%s\n\n%s\n\nRun time %.0f s: `%s`" % (
         table(res),
+        heap_table(res),
         notes(res),
         res["elapsed_s"],
         command,

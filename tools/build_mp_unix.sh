@@ -4,30 +4,65 @@
 # prints its path as the last line on stdout (everything else goes to stderr).
 #
 #   tools/build_mp_unix.sh            build once, then just print the cached path
+#   tools/build_mp_unix.sh m32        the same source built 32-bit (-m32, no ffi), cached as
+#                                     micropython-m32: object sizes as on ESP32 / RP2040, for
+#                                     the heap figures (tools/bench/heapjob.py)
 #   MP_UNIX_REBUILD=1 tools/...       throw the cached binary away and build again
+#
+# Either build also keeps the source tree's extmod/asyncio in CACHE/asyncio-lib/asyncio/
+# (no frozen modules here: put CACHE/asyncio-lib on MICROPYPATH for asyncio).
 #
 # Recipe (see DESIGN.md, last section): a private apt source dir whose deb-src entry is
 # made from the first stanza of /etc/apt/sources.list.d/debian.sources with the suite
 # set to trixie; `apt-get source --download-only micropython` with private lists; unpack
 # the orig tarball (Debian stripped lib/mbedtls and lib/micropython-lib, hence no TLS and
 # no frozen modules); make ports/unix VARIANT=standard. Needs build-essential,
-# libffi-dev, pkg-config (apt-installed here if missing; that needs root).
+# libffi-dev, pkg-config, and for m32 gcc-multilib (apt-installed here if missing; that
+# needs root).
 # Non-interactive and idempotent; a lock serialises concurrent runs.
 set -euo pipefail
 
 CACHE=${MP_UNIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umqtt_paho/micropython-unix}
-BIN=$CACHE/micropython
 PROG=build_mp_unix.sh
+ASYNCIO=$CACHE/asyncio-lib/asyncio
 
 log() { echo "$PROG: $*" >&2; }
 die() { echo "$PROG: ERROR: $*" >&2; exit 1; }
 # Any other failing command (set -e) says where it failed.
 trap 'echo "$PROG: ERROR: exit $? at line $LINENO: $BASH_COMMAND" >&2' ERR
 
+VARIANT=${1:-}
+case "$VARIANT" in
+  "")
+    BIN=$CACHE/micropython
+    BUILD=build-standard
+    variant_make=()
+    variant_deps=()
+    buildlog=$CACHE/build.log
+    ;;
+  m32)
+    BIN=$CACHE/micropython-m32
+    BUILD=build-m32
+    # no 32-bit libffi on the host: ffi off (nothing here uses it)
+    variant_make=(BUILD=build-m32 CFLAGS_EXTRA=-m32 LDFLAGS_EXTRA=-m32 MICROPY_PY_FFI=0)
+    variant_deps=(gcc-multilib)
+    buildlog=$CACHE/build-m32.log
+    ;;
+  *) die "unknown variant '$VARIANT' (none, or m32)" ;;
+esac
+[ $# -le 1 ] || die "one argument at most (the variant)"
+
+# The cached build is complete when the binary is there (and, for m32, which is new enough
+# to have always kept it, the asyncio folder).
+cached() {
+  [ -x "$BIN" ] || return 1
+  [ -z "$VARIANT" ] || [ -f "$ASYNCIO/__init__.py" ]
+}
+
 if [ "${MP_UNIX_REBUILD:-0}" = 1 ]; then
   rm -f "$BIN"
 fi
-if [ -x "$BIN" ]; then
+if cached; then
   echo "$BIN"
   exit 0
 fi
@@ -38,7 +73,7 @@ exec 9>"$CACHE/.lock"
 if command -v flock >/dev/null 2>&1; then
   flock -w 1800 9 || die "another build holds $CACHE/.lock for more than 30 min"
 fi
-if [ -x "$BIN" ]; then
+if cached; then
   echo "$BIN"
   exit 0
 fi
@@ -46,7 +81,7 @@ start=$(date +%s)
 
 # ---- build dependencies -----------------------------------------------------------------
 missing=()
-for pkg in build-essential libffi-dev pkg-config xz-utils python3; do
+for pkg in build-essential libffi-dev pkg-config xz-utils python3 "${variant_deps[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi
@@ -106,19 +141,30 @@ top=$(find "$WORK" -mindepth 1 -maxdepth 1 -type d | head -n 1)
 [ -f "$top/ports/unix/Makefile" ] || die "no ports/unix/Makefile in $orig"
 
 jobs=$(nproc 2>/dev/null || echo 2)
-buildlog=$CACHE/build.log
-log "make -C ports/unix VARIANT=standard (-j$jobs), log in $buildlog"
-if ! make -C "$top/ports/unix" -j"$jobs" VARIANT=standard \
+log "make -C ports/unix VARIANT=standard ${variant_make[*]} (-j$jobs), log in $buildlog"
+if ! make -C "$top/ports/unix" -j"$jobs" VARIANT=standard "${variant_make[@]}" \
     MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 MICROPY_SSL_AXTLS=0 \
     FROZEN_MANIFEST= >"$buildlog" 2>&1; then
   echo "$PROG: ---- last 40 lines of $buildlog ----" >&2
   tail -n 40 "$buildlog" >&2
   die "make failed (full log: $buildlog)"
 fi
-built=$top/ports/unix/build-standard/micropython
+built=$top/ports/unix/$BUILD/micropython
 [ -x "$built" ] || die "make succeeded but $built is missing"
 "$built" -c "import socket, select, _thread" \
   || die "the built micropython lacks socket, select or _thread"
+if [ "$VARIANT" = m32 ]; then
+  "$built" -c "import sys; assert sys.maxsize == 2147483647, sys.maxsize" \
+    || die "$built is not a 32-bit build (sys.maxsize)"
+fi
+
+# asyncio as source: the frozen copy is not built in without a manifest.
+[ -f "$top/extmod/asyncio/__init__.py" ] || die "no extmod/asyncio in $orig"
+rm -rf "$ASYNCIO.tmp.$$"
+mkdir -p "$(dirname "$ASYNCIO")"
+cp -r "$top/extmod/asyncio" "$ASYNCIO.tmp.$$"
+rm -rf "$ASYNCIO"
+mv "$ASYNCIO.tmp.$$" "$ASYNCIO"
 
 # Atomic install: a reader never sees a half-copied binary.
 cp "$built" "$BIN.tmp.$$"
