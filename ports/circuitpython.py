@@ -74,22 +74,6 @@ def thread_id():
 allocate_lock = None  # no threads: the client never asks for a lock
 
 
-class Signal:
-    # For the contract only: without threads nobody waits for another thread.
-    def __init__(self):
-        self.gen = 0
-
-    def notify(self):
-        self.gen = (self.gen + 1) & 0x3FFFFFFF
-
-    def wait(self, gen, timeout_ms):
-        if self.gen == gen:
-            sleep_ms(timeout_ms)
-
-
-# ---- network ----------------------------------------------------------------------------
-
-
 class Network:
     # EAGAIN (timeout 0), ETIMEDOUT as MicroPython numbers it (110) and as ESP-IDF
     # does (116), whichever the firmware reports.

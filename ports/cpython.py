@@ -13,8 +13,9 @@
 #   allocate_lock(), thread_id(), start_thread(fn, args)  threads (start_thread = None
 #                                  where the board has none; allocate_lock and Signal
 #                                  are then never asked for and may be None)
-#   Signal()                       .gen, .notify(), .wait(gen, timeout_ms): wakes threads
-#                                  waiting for an ack that the loop thread has read
+#   Signal()                       optional: .gen, .notify(), .wait(gen, timeout_ms) wakes
+#                                  threads waiting for an ack the loop thread has read;
+#                                  without it the loop (threadloop.py) uses a polled one
 
 import errno
 import select

@@ -1,7 +1,7 @@
 # The generic MicroPython port: the unix port and any board with `socket` and `select`
 # (ESP32 and RP2 subclass it in esp32.py and rp2.py for their quirks). The contract is
 # the one in ports/cpython.py: Network().open/read_into/write/close, ticks_ms/ticks_diff/
-# ticks_add/sleep_ms, allocate_lock/thread_id/start_thread, Signal.
+# ticks_add/sleep_ms, allocate_lock/thread_id/start_thread.
 #
 # How the socket is driven (facts checked on MicroPython 1.25, unix port, and read in
 # its sources: py/stream.c, extmod/modselect.c, extmod/modlwip.c, extmod/modtls_mbedtls.c,
@@ -36,8 +36,8 @@
 #   reader notices at the end of its poll timeout (the client's cycle_timeout), when
 #   the read on the closed socket raises.
 # - Threads: _thread if the firmware has it (start_thread None otherwise). No
-#   condition variables on MicroPython: Signal is a generation counter that waiters
-#   poll every millisecond.
+#   condition variables on MicroPython, so no Signal here: the client's loop thread
+#   (umqtt_paho/threadloop.py) wakes waiters through a counter they poll every 1 ms.
 
 from micropython import const
 import errno
@@ -87,29 +87,6 @@ else:
         return 0
 
     start_thread = None
-
-
-class Signal:
-    """Wakes threads waiting for state another thread changes (an ack read by the loop
-    thread). A waiter reads `gen`, checks its condition, then wait(gen, ms) returns as
-    soon as notify() has run since, or after ms. Polled every 1 ms: no condition
-    variables on MicroPython."""
-
-    def __init__(self):
-        self.gen = 0
-
-    def notify(self):
-        # Kept a small int (no allocation). Two notifiers racing can merge into one
-        # increment: a waiter still wakes (the value changed), or at worst rechecks its
-        # condition when its bounded wait ends.
-        self.gen = (self.gen + 1) & 0x3FFFFFFF
-
-    def wait(self, gen, timeout_ms):
-        if timeout_ms <= 0 or self.gen != gen:
-            return
-        deadline = ticks_add(ticks_ms(), timeout_ms)
-        while self.gen == gen and ticks_diff(deadline, ticks_ms()) > 0:
-            sleep_ms(1)
 
 
 # ---- network ----------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import _thread
 
 from . import micropython as _mp
 from .micropython import (  # noqa: F401  (the port contract, re-exported)
-    Signal,
     allocate_lock,
     sleep_ms,
     thread_id,

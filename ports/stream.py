@@ -26,7 +26,7 @@ class _Port:
 
 def make(connect, name="stream"):
     """A port object whose Network() takes its connections from connect(host, port,
-    timeout_ms); everything else (clock, threads, Signal) is the generic port's."""
+    timeout_ms); everything else (clock, threads) is the generic port's."""
 
     class Network(_mp.Network):
         def open(self, host, port, ssl_ctx, timeout_ms):
@@ -44,6 +44,6 @@ def make(connect, name="stream"):
     p.NAME = name
     p.Network = Network
     for attr in ("ticks_ms", "ticks_diff", "ticks_add", "sleep_ms", "allocate_lock",
-                 "thread_id", "start_thread", "Signal"):
+                 "thread_id", "start_thread"):
         setattr(p, attr, getattr(_mp, attr))
     return p

@@ -8,7 +8,7 @@ in test_live.py; this is the layer that can say "PINGREQ at exactly 5,000 ms".
 
 import errno
 
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 
 
 class FakeClock:

@@ -880,11 +880,11 @@ def test_settings_files_are_git_ignored(name):
 
 def library_modules():
     """What a MicroPython board needs: every module of umqtt_paho/ except the host
-    testing helper, and the MicroPython ports."""
+    testing helpers, and the MicroPython ports."""
     lib = sorted(
         n
         for n in os.listdir(os.path.join(REPO, "umqtt_paho"))
-        if n.endswith(".py") and n != "testing.py"
+        if n.endswith(".py") and n not in ("testing.py", "servercodec.py")
     )
     ports = [
         n

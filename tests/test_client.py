@@ -11,7 +11,7 @@ import pytest
 from fakenet import FakePort, connected_client
 from umqtt_paho import BREAK_LOOP, RECOVERED, Client, MQTTError
 from umqtt_paho import errors as E
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 
 
 def publish_bytes(topic, payload, qos=0, pid=0, dup=False, retain=False):
@@ -189,14 +189,14 @@ def test_publish_qos1_without_puback_returns_at_command_timeout_and_stays_pendin
     port.broker.send(b"\x40\x02\x00\x01")  # the late PUBACK completes it
     c.cycle()
     assert c.pending() == 0 and done == [1]
-    assert c._slot_payload == [None] * 20  # the message is let go
+    assert c.session.payloads == [None] * 20  # the message is let go
 
 
 def test_publish_qos2_without_pubcomp_returns_and_stays_pending():
     c, port = connected_client(command_timeout=1000)
     port.broker.auto_pubcomp = False
     assert c.publish("t", "x", qos=2) == 1
-    assert c.pending() == 1 and c._slot_state[0] == 3  # waits for PUBCOMP
+    assert c.pending() == 1 and c.session.states[0] == 3  # waits for PUBCOMP
     port.broker.send(b"\x70\x02\x00\x01")
     c.cycle()
     assert c.pending() == 0
@@ -207,7 +207,7 @@ def test_publish_raises_only_before_accepting():
     with pytest.raises(MQTTError) as ei:
         c.publish("t" * 40, "x", qos=1)  # header cannot fit the send buffer
     assert ei.value.code == E.ERR_PAYLOAD_SIZE
-    assert c.pending() == 0 and list(c._slot_state) == [0] * 20  # nothing kept
+    assert c.pending() == 0 and list(c.session.states) == [0] * 20  # nothing kept
     with pytest.raises(ValueError):
         c.publish("a/#", "x", qos=2)
     assert c.pending() == 0
@@ -327,16 +327,22 @@ def test_publish_argument_errors():
     assert ei.value.code == E.ERR_NO_CONN
 
 
+def inbound_ids(c):
+    """The inbound QoS 2 ids awaiting PUBREL in the client's session."""
+    ids = c.session.in_ids
+    return [ids[i] << 8 | ids[i + 1] for i in range(0, len(ids), 2) if ids[i] | ids[i + 1]]
+
+
 def test_inflight_table_full_waits_command_timeout_then_raises():
     c, port = connected_client(max_inflight=1, command_timeout=3000)
-    i = c._try_take_slot(1)  # one command already waiting, its ack never comes
+    i = c.session.take(8)  # one SUBSCRIBE already waiting, its ack never comes
     t0 = port.clock.now
     with pytest.raises(MQTTError) as ei:
         c.publish("t", "x", qos=1)
     assert ei.value.code == E.ERR_QUEUE_SIZE and "max_inflight" in str(ei.value)
     assert 3000 <= port.clock.now - t0 <= 3500
     assert pk.PUBLISH not in port.broker.types_received()  # nothing was sent
-    c._free_slot(i)
+    c.session.free(i)
     assert c.publish("t", "x", qos=1) > 0
 
 
@@ -349,12 +355,12 @@ def test_callback_publishes_do_not_nest_and_free_their_slots_on_ack():
         port.broker.send(publish_bytes(b"ask", b"q%d" % k))
         c.cycle()
     assert len(sent) == 2 and c._nest == 0
-    assert [s for s in c._slot_state] == [1, 1]  # both wait for PUBACK, no waiter
+    assert [s for s in c.session.states] == [1, 1]  # both wait for PUBACK, no waiter
     port.broker.send(b"\x40\x02" + sent[0].to_bytes(2, "big"))
     port.broker.send(b"\x40\x02" + sent[1].to_bytes(2, "big"))
     c.cycle()
     c.cycle()
-    assert list(c._slot_state) == [0, 0]
+    assert list(c.session.states) == [0, 0]
 
 
 def test_callback_publish_with_full_table_reads_nested_until_an_ack_frees_a_slot():
@@ -372,11 +378,11 @@ def test_callback_publish_with_full_table_reads_nested_until_an_ack_frees_a_slot
 
 def test_packet_ids_wrap_and_skip_ids_in_use():
     c, port = connected_client(max_inflight=2)
-    c._pid = 65534
-    held = c._try_take_slot(1)  # takes 65535
-    assert c._slot_pid[held] == 65535
+    c.session._pid = 65534
+    held = c.session.take(8)  # takes 65535
+    assert c.session.pids[held] == 65535
     assert c.publish("t", "x", qos=1) == 1  # wraps to 1, never 0
-    c._free_slot(held)
+    c.session.free(held)
 
 
 # ---- subscribe ------------------------------------------------------------------------
@@ -470,7 +476,7 @@ def test_inbound_qos2_table_full_of_this_connections_ids_closes_the_link_never_d
         c.cycle()
     assert ei.value.code == E.ERR_QUEUE_SIZE and not c.connected()
     assert got == [b"m1", b"m2"]  # m3 neither delivered nor acked: it comes again
-    assert c._inbound_ids() == [1, 2]
+    assert inbound_ids(c) == [1, 2]
 
 
 def test_inbound_qos2_ids_the_broker_stopped_mentioning_are_forgotten_when_full():
@@ -497,8 +503,8 @@ def test_inbound_qos2_ids_the_broker_stopped_mentioning_are_forgotten_when_full(
     port.broker.send(publish_bytes(b"q", b"m3", qos=2, pid=3))
     c.cycle()
     assert got == [b"m1", b"m2", b"m3"] and c.connected()
-    assert c.qos2_evicted == 1 and any("stale QoS 2 id 2" in t for t in logs)
-    assert sorted(c._inbound_ids()) == [1, 3]
+    assert c.session.evicted == 1 and any("stale QoS 2 id 2" in t for t in logs)
+    assert sorted(inbound_ids(c)) == [1, 3]
 
 
 def test_unmatched_messages_go_to_on_message_or_are_counted():
@@ -816,7 +822,7 @@ def test_send_subscribe_many_filters_in_one_packet_without_waiting():
     assert c._handlers == []  # nothing registered: messages go to on_message
     port.broker.send(b"\x90\x04\x00\x01\x01\x80")
     c.cycle()
-    assert got == [(pid, b"\x01\x80")] and list(c._slot_state) == [0] * 20
+    assert got == [(pid, b"\x01\x80")] and list(c.session.states) == [0] * 20
     unsub = []
     c.on_unsubscribe = lambda cl, pid: unsub.append(pid)
     pid = c.send_unsubscribe(["a/#", "b/+"])
@@ -868,9 +874,9 @@ def test_lost_suback_of_send_subscribe_does_not_keep_its_slot():
     c, port = connected_client(max_inflight=1)
     port.broker.auto_suback = None
     c.send_subscribe([("x", 1)])
-    assert c._slot_state[0] != 0
+    assert c.session.states[0] != 0
     port.net.eof = True
     with pytest.raises(OSError):
         c.cycle()
-    assert c.reconnect() == 0 and list(c._slot_state) == [0]
+    assert c.reconnect() == 0 and list(c.session.states) == [0]
     assert c.publish(b"t", b"x", qos=1) == 2

@@ -1,4 +1,5 @@
-"""The codec (umqtt_paho.packet, .topic, .errors) imports no I/O, clock or threads.
+"""The codec and the session (umqtt_paho.packet, .topic, .errors, .session) import no
+I/O, clock or threads, and the session no driver.
 
 A fresh Python process makes `socket`, `time`, `network`, `select`, `ssl`, `_thread`
 and `threading` unimportable (sys.modules[name] = None makes `import name` raise
@@ -30,7 +31,8 @@ CODEC_SCRIPT = textwrap.dedent(
     import umqtt_paho.errors
     import umqtt_paho.topic
     import umqtt_paho.packet
-    from umqtt_paho import packet, topic, errors
+    import umqtt_paho.session
+    from umqtt_paho import packet, topic, errors, session
     loaded = sorted(m for m in sys.modules if m.startswith("umqtt_paho"))
     print("loaded:", loaded)
 
@@ -39,9 +41,9 @@ CODEC_SCRIPT = textwrap.dedent(
     buf[n:n + 2] = b"hi"
     n += 2
     mv = memoryview(buf)
-    assert packet.packet_type(mv[0]) == packet.PUBLISH
-    hs = packet.header_size(mv, 0, n)
+    assert packet.packet_type(mv[0]) == 3  # PUBLISH
     rl = packet.remaining_length(mv, 1, n)
+    hs = 1 + packet.remaining_length_size(rl)
     p = packet.decode_publish(mv[0], mv, hs, rl)
     assert bytes(mv[p:hs + rl]) == b"hi"
     assert topic.topic_matches_sub("a/+", mv[hs + 2:hs + 5].tobytes())
@@ -53,6 +55,10 @@ CODEC_SCRIPT = textwrap.dedent(
         assert e.code == errors.ERR_PROTOCOL
     else:
         raise AssertionError("no MQTTError")
+    s = session.Session(2, 2)
+    i = s.take(3)  # a PUBLISH slot
+    s.accept(i, b"t", b"p", 1, False, True)
+    assert s.ack(4, s.pids[i]) == i and s.done(i)  # PUBACK
     for name in %r:
         assert sys.modules[name] is None, name  # still poisoned: nobody replaced it
         del sys.modules[name]  # so that interpreter shutdown (threading._shutdown) is quiet
@@ -92,6 +98,7 @@ def test_codec_imports_no_socket_time_network_or_threads():
     r = run(BARE_PACKAGE % pkg_dir + CODEC_SCRIPT % (POISONED,))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "codec ok" in r.stdout
+    assert "umqtt_paho.session" in r.stdout and "umqtt_paho.client" not in r.stdout
     assert r.stderr == "", r.stderr
 
 

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import servercodec
 from test_packet import all_vectors
 
+from umqtt_paho import servercodec
+
 from umqtt_paho.errors import ERR_PROTOCOL, MQTTError
-from umqtt_paho.packet import (
+from umqtt_paho.servercodec import (
     CONNACK,
     CONNECT,
     DISCONNECT,

@@ -26,7 +26,7 @@ from faultproxy import BOTH, DOWN, UP, FaultPlan, FaultProxy
 from livehelpers import Inbox, wait_until
 from umqtt_paho import BREAK_LOOP, Client, MQTTError, ReconnectPolicy
 from umqtt_paho import errors as E
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -262,7 +262,7 @@ def test_end_to_end_no_message_lost_through_faulty_links(mosquitto, inbound_tabl
     # inbound_table: the subscriber's max_inflight_in ("default": the client's default,
     # 32). mosquitto does not cap the QoS 2 messages awaiting PUBREL at one client (it
     # resends its whole in-flight list, hundreds, after each reconnect), so with the
-    # default table ids are forgotten (qos2_evicted) and redeliveries after a cut are
+    # default table ids are forgotten (session.evicted) and redeliveries after a cut are
     # delivered twice; 4096 (> N) shows the rest of the machinery with room enough.
     # QoS 2 duplicates that mosquitto 2.0 causes itself are counted apart and not held
     # against the client: on a reconnect it turns a message whose PUBREL it owes but
@@ -385,7 +385,7 @@ def test_end_to_end_no_message_lost_through_faulty_links(mosquitto, inbound_tabl
         [
             "end-to-end through faulty links (seed %d, subscriber max_inflight_in %d), %.1f s "
             "(publishing %.1f s)"
-            % (E2E_SEED, len(sub._in_epoch), t_end - t_start, t_published - t_start),
+            % (E2E_SEED, len(sub.session.in_ids) // 2, t_end - t_start, t_published - t_start),
             "  QoS 1: sent %d accepted %d received %d lost %d duplicated %d"
             % (N, accepted[1], received[1], lost[1], dups[1]),
             "  QoS 2: sent %d accepted %d received %d lost %d duplicated %d"
@@ -394,7 +394,7 @@ def test_end_to_end_no_message_lost_through_faulty_links(mosquitto, inbound_tabl
             "DUP %d, outages %d, failures %s"
             % (pending_left, dict(raised), dup_sent, pub_rec.policy.outages, pub_rec.kinds()),
             "  subscriber: outages %d, failures %s, qos2_evicted %d, unhandled %d, odd payloads %d"
-            % (sub_rec.policy.outages, sub_rec.kinds(), sub.qos2_evicted, sub.unhandled, len(odd)),
+            % (sub_rec.policy.outages, sub_rec.kinds(), sub.session.evicted, sub.unhandled, len(odd)),
             "  publisher sent at the wrong QoS: %d %s" % (len(wrong_qos), wrong_qos[:5]),
             "  QoS 2 duplicates, each delivery as (qos, dup, mid): %s" % (list(dup2.items())[:5],),
         "  QoS 2 duplicates caused by the broker (mosquitto re-sent a PUBLISH after its "
@@ -434,7 +434,7 @@ def test_end_to_end_no_message_lost_through_faulty_links(mosquitto, inbound_tabl
     if client_dup2:
         problems.append(
             "QoS 2 DUPLICATED by the client: %d (subscriber qos2_evicted %d)"
-            % (client_dup2, sub.qos2_evicted)
+            % (client_dup2, sub.session.evicted)
         )
     if odd:
         problems.append("corrupt payloads delivered: %r" % odd[:5])
@@ -771,7 +771,7 @@ def _sent_qos(port, payload):
 def test_reconnect_while_publish_holds_a_half_made_slot():
     c, port = _threaded_fake_client("race1")
     app = Stepper(c.publish, b"t", b"new", qos=1, wait=False)
-    app.until(Client._send_in_slot, "pid = self._slot_pid[i]")  # slot taken, nothing stored
+    app.until(Client._send_in_slot, "pid = s.pids[i]")  # slot taken, nothing stored
     loop = Stepper(c.reconnect)  # the background loop's ReconnectPolicy after a cut
     rc = loop.finish()
     err, connected_after = c.last_error, c.connected()

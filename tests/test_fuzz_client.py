@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from fakenet import FakeNetwork, FakePort
 from umqtt_paho import BREAK_LOOP, RECOVERED, Client, MQTTError
 from umqtt_paho import errors as E
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 
 pytestmark = pytest.mark.timeout(120)
 

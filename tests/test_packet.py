@@ -2,7 +2,7 @@
 #
 # Every packet type as a byte literal, checked both ways: our encoder writes exactly
 # those bytes, and the decoder of the side that receives it (umqtt_paho.packet for the
-# client, tests/servercodec.py for the broker) reads them back and stops at the frame
+# client, umqtt_paho/servercodec.py for the broker) reads them back and stops at the frame
 # boundary. Then remaining length limits, every malformed case (MQTTError naming the
 # spec rule), encoder argument and buffer checks, and round trips.
 #
@@ -11,7 +11,7 @@
 # MQTT 3.1.1 (OASIS, 2014).
 
 from umqtt_paho.errors import ERR_PAYLOAD_SIZE, ERR_PROTOCOL, MQTTError
-from umqtt_paho.packet import (
+from umqtt_paho.servercodec import (
     CONNACK,
     CONNECT,
     DISCONNECT,
@@ -48,10 +48,7 @@ from umqtt_paho.packet import (
     type_name,
 )
 
-try:
-    import servercodec
-except ImportError:  # run without tests/ on the path
-    from tests import servercodec
+from umqtt_paho import servercodec
 
 # ---- helpers ------------------------------------------------------------------------
 

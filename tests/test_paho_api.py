@@ -871,7 +871,7 @@ def test_max_inflight_and_retry_and_queue_settings(mosquitto):
     c.message_retry_set(5)  # accepted, no effect
     assert c.max_queued_messages_set(10) is c
     c.connect(mosquitto.host, mosquitto.port, 30)
-    assert len(c._core._slot_state) == 3  # the core's table has that size
+    assert len(c._core.session.states) == 3  # the core's table has that size
     infos = [c.publish("mi/t", str(i), 1) for i in range(10)]  # more than 3 in flight
     for info in infos:
         info.wait_for_publish(WAIT)
@@ -879,7 +879,7 @@ def test_max_inflight_and_retry_and_queue_settings(mosquitto):
     c.disconnect()
     c.max_inflight_messages_set(5)  # a new core on the next connect()
     c.connect(mosquitto.host, mosquitto.port, 30)
-    assert len(c._core._slot_state) == 5
+    assert len(c._core.session.states) == 5
     c.disconnect()
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from fakenet import FakePort, connected_client
 from umqtt_paho import BREAK_LOOP, RECOVERED, Client, ReconnectPolicy
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 
 
 def test_delays_grow_exponentially_with_equal_jitter_and_cap():

@@ -7,19 +7,20 @@
 import pytest
 
 from umqtt_paho import Client, MQTTError, forward
-from umqtt_paho import client as client_module
 from umqtt_paho.errors import ERR_PAYLOAD_SIZE, ERR_QUEUE_SIZE
 from umqtt_paho.flashlog import FlashLog, REFUSE_NEW
 from umqtt_paho.outbox import DROP_NEWEST, DROP_OLDEST, RAISE, Outbox
 from umqtt_paho.testing import FakePort
 
 
-def test_forward_shares_the_clients_slot_states():
-    # forward.py keeps its own copies of client.py's private constants (a const()
-    # with a leading underscore is not a module attribute on MicroPython).
-    for name in ("_WAIT_PUBACK", "_WAIT_PUBREC", "_WAIT_PUBCOMP", "_RESERVED", "_SENT",
-                 "_PUBREL"):
-        assert getattr(forward, name) == getattr(client_module, name), name
+def test_forward_keeps_slots_through_the_session_not_its_own_states():
+    # forward.py once copied client.py's slot states; now the session (session.py) owns
+    # every transition and forward.py asks it (take, accept, ack) by packet type.
+    import re
+
+    src = open(forward.__file__).read()
+    assert not re.search(r"^_(WAIT_\w+|RESERVED|SENT|FREE|DONE) = ", src, re.M)
+    assert "states[" not in src and "from .client" not in src
 
 
 def test_a_client_without_outbox_or_store_does_not_load_forward():
@@ -496,13 +497,13 @@ def test_publish_racing_a_refill_queues_the_message_once(tmp_path):
     log.close()
     c = Client("dev", clean_session=False, port=port, store=FlashLog(d))
     c._tlock = threading.Lock()  # as on a port with threads
-    c._slock = threading.Lock()
+    c._fwd.lock = threading.Lock()
     c.drain_burst = 0  # connect() sends nothing yet
     connect(c, port)
     app = Stepper(c.publish, "r/t", b"3", qos=2, wait=False)
-    app.until(forward.publish_stored, "i = -1")  # logged, not yet queued
+    app.until(forward.Forward.publish, "i = -1")  # logged, not yet queued
     c.drain_burst = 4
-    forward.drain(c)  # the reading thread: refill loads seqs 1..4 and sends them
+    c._fwd.drain()  # the reading thread: refill loads seqs 1..4 and sends them
     assert app.finish() == 0
     seqs = []
     off = c.outbox.peek()

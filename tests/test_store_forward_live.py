@@ -528,7 +528,7 @@ def test_qos2_reset_and_cuts_during_flush(mosquitto, tmp_path, mode):
         # The board resets in the middle of the flush.
         state["acked_before_reset"] = len(acks.pids)
         state["pending_before_reset"] = pub.pending()
-        state["pubcomp_wait"] = sum(1 for s in pub._slot_state if s == 3)  # _WAIT_PUBCOMP
+        state["pubcomp_wait"] = sum(1 for s in pub.session.states if s == 3)  # _WAIT_PUBCOMP
         power_cut(pub, proxy)
         pub = None  # RAM is gone: the Client and its FlashLog
         del log

@@ -33,21 +33,21 @@ VM_TIMEOUT = 120  # seconds for one module (the whole run takes a few seconds)
 
 # module name in the VM: (its file, the helpers it imports), paths from the repo root
 VM_MODULES = {
-    "test_packet": ("tests/test_packet.py", ("tests/servercodec.py",)),
+    "test_packet": ("tests/test_packet.py", ()),
     "test_topic": ("tests/test_topic.py", ()),
     "test_vm_client": (
         "tests/vm/test_vm_client.py",
-        ("tests/vm/vmport.py", "tests/servercodec.py"),
+        ("tests/vm/vmport.py",),
     ),
     "test_vm_alloc": (
         "tests/vm/test_vm_alloc.py",
-        ("tests/vm/vmport.py", "tests/servercodec.py"),
+        ("tests/vm/vmport.py",),
     ),
     "test_vm_outbox": ("tests/vm/test_vm_outbox.py", ()),
     "test_vm_flashlog": ("tests/vm/test_vm_flashlog.py", ()),
     "test_vm_store": (
         "tests/vm/test_vm_store.py",
-        ("tests/vm/vmport.py", "tests/servercodec.py"),
+        ("tests/vm/vmport.py",),
     ),
 }
 

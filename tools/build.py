@@ -32,9 +32,9 @@ LIB_DIR = os.path.join(REPO, "umqtt_paho")
 PORTS_DIR = os.path.join(REPO, "ports")
 
 # The core: what every board gets (and the "core total" of the table).
-CORE = ("__init__", "errors", "topic", "packet", "client")
+CORE = ("__init__", "topic", "packet", "session", "client")
 # Modules for testing firmware on a host: not copied to real boards.
-HOST_ONLY = ("testing",)
+HOST_ONLY = ("testing", "servercodec")
 HOSTS = ("unix", "wasm")
 
 # board: (mpy-cross -march, or None for plain bytecode; port modules it ships).

@@ -1,14 +1,13 @@
 # umqtt_paho: a memory-frugal MQTT 3.1/3.1.1 client for MicroPython, CircuitPython and
 # CPython, in the style of the Paho embedded C client.
+#
+# `import umqtt_paho` loads the core alone (client, session, codec, topic rules); every
+# other module is loaded on first use: errors.py when an error is put into words,
+# threadloop.py when the background loop starts, and the optional layers below when an
+# application imports them.
 
-from .client import (  # noqa: F401
-    Client,
-    RECOVERED,
-    BREAK_LOOP,
-    MQTTv31,
-    MQTTv311,
-)
-from .errors import MQTTError, connack_string, error_string  # noqa: F401
+from .client import Client, RECOVERED, BREAK_LOOP, MQTTv31, MQTTv311  # noqa: F401
+from .packet import MQTTError  # noqa: F401
 from .topic import topic_matches_sub  # noqa: F401
 
 
@@ -18,7 +17,12 @@ def __getattr__(name):
         from .reconnect import ReconnectPolicy
 
         return ReconnectPolicy
-    if name in ("paho", "publish", "reconnect", "testing", "outbox", "flashlog", "forward"):
-        # `from umqtt_paho import paho`: MicroPython asks the package first.
+    if name == "connack_string" or name == "error_string":
+        from . import errors
+
+        return getattr(errors, name)
+    # `from umqtt_paho import paho`: MicroPython asks the package first.
+    try:
         return __import__("umqtt_paho." + name, None, None, (name,))
-    raise AttributeError(name)
+    except ImportError:
+        raise AttributeError(name)

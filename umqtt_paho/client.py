@@ -1,44 +1,31 @@
-# umqtt_paho Client: the MQTT protocol state machine, in the shape of the Paho
-# embedded C client (MQTTClient.c).
+# umqtt_paho Client: the synchronous driver, in the shape of the Paho embedded C client
+# (MQTTClient.c), over the session (session.py: every state transition) and the codec
+# (packet.py). Only this module and the port touch the network.
 #
 # Theory of operation
-# - Connection: connect() opens the port's Network (DNS, TCP, TLS inside
-#   command_timeout), sends CONNECT, and waits for CONNACK under the same deadline. After
-#   a CONNACK that found no session it renews every registered subscription. State:
-#   _connected (bool). Any failure goes through _fail(): it closes the link, sets
-#   _connected False and wakes every waiter, who then raise ERR_CONN_LOST at once.
-# - Reading: _cycle(ms) reads at most one packet (first byte within ms, the rest within
-#   command_timeout), handles it in _handle(), then runs _keepalive(). Exactly one thread
-#   reads at a time (_rlock); when the background loop runs, only the loop thread reads
-#   and other threads wait on the port's Signal for the loop thread to record their ack.
-#   A message function runs on the reading thread; a QoS 1/2 publish from it is sent
-#   without waiting (the reader frees its slot when the ack comes), so a burst of
-#   messages cannot nest reads one inside another. subscribe() from a callback reads
-#   nested until its SUBACK.
-# - Acks: every command that waits for an ack (PUBLISH QoS 1/2, SUBSCRIBE, UNSUBSCRIBE)
-#   takes a slot in a fixed table (max_inflight slots, allocated in __init__): its packet
-#   id, the state it waits in, and a result byte. The reader moves the state on
-#   (PUBREC -> send PUBREL -> wait PUBCOMP) and marks it done; the waiter frees the slot.
-# - Inbound QoS 2: packet ids of PUBLISHes delivered but not yet released (PUBREL) are
-#   kept in a fixed table, so a redelivery with DUP is acked but not delivered twice
-#   [MQTT-4.3.3-2]. It is cleared when a CONNACK finds no session. MQTT sets no limit on
-#   how many await PUBREL: when the table is full the oldest id is forgotten (counted
-#   in qos2_evicted), never the connection.
+# - Connecting: connect() opens the port's Network (DNS, TCP, TLS inside
+#   command_timeout), sends CONNECT and waits for CONNACK under the same deadline, then
+#   resends what the session holds and renews every subscription the broker may not
+#   have. Any failure goes through _close(e): the link closes, _connected goes False and
+#   every waiter wakes and gives up at once.
+# - Reading: _cycle(ms) reads at most one packet (its first byte within ms, the rest
+#   within command_timeout), handles it, then sends a PINGREQ if one is due. One thread
+#   reads at a time (_rlock). With the background loop (threadloop.py, loaded when
+#   started) only the loop thread reads; other threads wait on its Signal.
+# - A message function runs on the reading thread. A QoS 1/2 publish from it is sent
+#   without waiting (the reader completes it when the ack comes), so a burst of messages
+#   cannot nest reads; waiting there for a free slot reads nested, at most _MAX_NEST deep.
+# - Waiting: _waitfor(i, deadline) until session slot i is done, the link fails or the
+#   deadline passes: the one waiter of publish, subscribe and unsubscribe (Paho's waitfor).
 # - Keepalive: a PINGREQ goes out once nothing was sent or nothing received for half the
-#   keepalive; if its PINGRESP has not come one keepalive later the link is declared dead
-#   (ERR_KEEPALIVE). A half-open link is so found within 1.5 x keepalive.
-# - Buffers: the receive buffer (max_packet_size), the send buffer and the ack buffer are
-#   allocated once. A PUBLISH whose payload fits the send buffer leaves in one write.
-#   A received packet larger than the receive buffer is drained through it, acked per
-#   its QoS, counted (oversize_dropped) and reported through on_log; never allocated.
-# - Store and forward (outbox= / store=): forward.py, imported only then, queues what
-#   cannot go out now and drains it from each read cycle; a slot then keeps the
-#   message's outbox offset (_slot_off) and flash log seq (_slot_lseq), settled here on
-#   the ack (outbox done, log ack) and, for QoS 2, on PUBREC (log release).
-# - Failures in the background loop reach loop_failure(client): RECOVERED keeps the loop
-#   going (after the hook reconnected), anything else ends it. The failure itself is in
-#   client.last_error. A message callback that raises is reported through on_log and
-#   does not end the loop.
+#   keepalive; a PINGRESP missing one keepalive later means a dead link (ERR_KEEPALIVE).
+# - Buffers: receive (max_packet_size), send and ack buffers, allocated once. A PUBLISH
+#   whose payload fits the send buffer leaves in one write. A received packet larger than
+#   the receive buffer is read through it, acked per its QoS, dropped and counted.
+# - Store and forward (outbox= / store=): forward.py, imported only then; the driver
+#   calls its hooks where a message is published, acked, PUBREC'd and resent.
+# - Errors and log lines carry numbers (_T_*); errors.py, loaded only when one is
+#   printed, turns them into text.
 
 try:
     from micropython import const
@@ -46,21 +33,22 @@ except ImportError:  # CPython: the host port runs the same file
     def const(x):
         return x
 
-from . import packet as _pk
-from .errors import (
+from .packet import (
     MQTTError,
-    ERR_CONN_LOST,
-    ERR_CONN_REFUSED,
-    ERR_KEEPALIVE,
-    ERR_NO_CONN,
-    ERR_NOT_SUPPORTED,
-    ERR_PROTOCOL,
-    ERR_QUEUE_SIZE,
-    ERR_SUBSCRIBE_REFUSED,
-    ERR_TIMEOUT,
-    ERR_TLS,
-    connack_string,
+    ArgError,
+    encode_ack,
+    encode_connect,
+    encode_publish,
+    encode_subscribe,
+    encode_unsubscribe,
+    packet_type,
+    remaining_length,
+    decode_ack,
+    decode_connack,
+    decode_publish,
+    decode_suback,
 )
+from .session import Session
 from .topic import matches, filter_problem, topic_problem
 
 BREAK_LOOP = const(0)
@@ -70,63 +58,103 @@ MQTTv31 = const(3)
 MQTTv311 = const(4)
 
 # on_log levels, as paho-mqtt's MQTT_LOG_*
-LOG_INFO = const(1)
-LOG_NOTICE = const(2)
-LOG_WARNING = const(4)
-LOG_ERR = const(8)
-LOG_DEBUG = const(16)
+_LOG_INFO = const(1)
+_LOG_WARNING = const(4)
+_LOG_ERR = const(8)
+_LOG_DEBUG = const(16)
 
-# States of an in-flight slot
-_FREE = const(0)
-_WAIT_PUBACK = const(1)
-_WAIT_PUBREC = const(2)
-_WAIT_PUBCOMP = const(3)
-_WAIT_SUBACK = const(4)
-_WAIT_UNSUBACK = const(5)
-_DONE = const(6)
-_RESERVED = const(7)  # taken by publish(), not yet filled: invisible to _resend
-_STALE_EPOCHS = const(4)  # reconnects an inbound QoS 2 id may go unmentioned
 _MAX_NEST = const(4)  # reads nested inside callbacks waiting for a free slot
 
-_SENT = const(8)  # slot flag: the PUBLISH went out at least once (resend sets DUP)
-
+# Packet types [MQTT-2.2.1]
+_CONNACK = const(2)
 _PUBLISH = const(3)
 _PUBACK = const(4)
 _PUBREC = const(5)
 _PUBREL = const(6)
 _PUBCOMP = const(7)
+_SUBSCRIBE = const(8)
 _SUBACK = const(9)
+_UNSUBSCRIBE = const(10)
 _UNSUBACK = const(11)
 _PINGRESP = const(13)
-_CONNACK = const(2)
 
+# Error codes (errors.py has them all, with names and texts)
+_ERR_PROTOCOL = const(2)
+_ERR_NO_CONN = const(4)
+_ERR_CONN_REFUSED = const(5)
+_ERR_CONN_LOST = const(7)
+_ERR_TLS = const(8)
+_ERR_NOT_SUPPORTED = const(10)
+_ERR_QUEUE_SIZE = const(15)
+_ERR_KEEPALIVE = const(16)
+_ERR_TIMEOUT = const(17)
+_ERR_SUBSCRIBE_REFUSED = const(18)
 
-def _default_port():
-    from .ports import select
+# Texts of errors and log lines (errors.py; tests/test_texts.py checks the numbers)
+_T_PROTOCOL_LEVEL = const(1)
+_T_EMPTY_ID = const(2)
+_T_EMPTY_ID_31 = const(3)
+_T_TIMEOUTS = const(4)
+_T_SIZES = const(5)
+_T_WILL_TOPIC = const(6)
+_T_QOS = const(7)
+_T_KEEPALIVE = const(8)
+_T_CONN_REFUSED = const(9)
+_T_RECONNECT_FIRST = const(10)
+_T_TLS_INSECURE = const(11)
+_T_NO_CONNACK = const(12)
+_T_NOT_CONNACK = const(13)
+_T_NO_THREADS = const(14)
+_T_NOT_CONNECTED = const(15)
+_T_CYCLE_IN_LOOP = const(16)
+_T_CLOSED = const(17)
+_T_STALLED = const(18)
+_T_OVERSIZE = const(19)
+_T_MUST_NOT_SEND = const(20)
+_T_NO_PINGRESP = const(21)
+_T_SLOTS_FULL = const(22)
+_T_NESTED_FULL = const(23)
+_T_LOST_WAITING = const(24)
+_T_ACK_TIMEOUT = const(25)
+_T_OFFLINE_FULL = const(27)
+_T_SUB_REFUSED = const(28)
+_T_FILTER = const(29)
+_T_TOPIC = const(30)
+_T_HOOK_RAISED = const(31)
+_T_RECONNECT_FAILED = const(32)
+_T_NO_DISCONNECT = const(34)
+_T_DROPPED = const(37)
+_T_UNKNOWN_ACK = const(38)
+_T_STALE = const(41)
+_T_NO_FUNCTION = const(42)
+_T_NOT_SENT = const(43)
+_T_LINK_FAILED = const(44)
+_T_PINGRESP_LENGTH = const(72)
 
-    return select()
+# What raised, for _T_HOOK_RAISED (errors.py names them)
+_W_BRECONNECT = const(0)
+_W_ACONNECT = const(1)
+_W_ON_SUBSCRIBE = const(2)
+_W_ON_UNSUBSCRIBE = const(3)
+_W_ON_PUBLISH = const(4)
+_W_FUNCTION = const(5)
+_W_LOOP_FAILURE = const(6)
+
+_PINGREQ_BYTES = b"\xc0\x00"
+_DISCONNECT_BYTES = b"\xe0\x00"
 
 
 def _to_bytes(s):
-    if isinstance(s, str):
-        return s.encode()
-    return s
+    return s.encode() if isinstance(s, str) else s
 
 
 class _NoLock:
-    # For ports without threads: `with` works, nothing is locked. (No *args: building
-    # that tuple would allocate on every `with`.)
+    # For ports without threads: `with` works, nothing is locked.
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
         return False
-
-    def acquire(self, blocking=True, timeout=-1):
-        return True
-
-    def release(self):
-        pass
 
 
 class Client:
@@ -143,13 +171,9 @@ class Client:
         from the caller's object in a second write.
     max_inflight: commands that may wait for an ack at once (threads, nested callbacks).
     max_inflight_in: inbound QoS 2 messages awaiting PUBREL at once.
-    outbox: an outbox.Outbox: QoS 1/2 messages published while disconnected, while the
-        in-flight table is full or while older ones wait are copied into it and sent
-        from it in order (store and forward, docs/store-and-forward.md).
-    store: a flashlog.FlashLog: every QoS 1/2 message is logged on flash first and
-        acknowledged there once the broker acknowledged it; after a reset, a new
-        Client on the same log sends what was not acknowledged. The outbox (default
-        Outbox(2048)) then holds a window of the log.
+    outbox, store: store and forward (forward.py, docs/store-and-forward.md): an
+        outbox.Outbox ring for QoS 1/2 messages that cannot go out now, and a
+        flashlog.FlashLog that keeps every QoS 1/2 message on flash until acked.
     """
 
     def __init__(
@@ -169,17 +193,20 @@ class Client:
     ):
         client_id = _to_bytes(client_id)
         if protocol != MQTTv311 and protocol != MQTTv31:
-            raise ValueError("protocol must be MQTTv311 (4) or MQTTv31 (3)")
-        if not client_id and not clean_session:
-            raise ValueError("an empty client id needs clean_session=True [MQTT-3.1.3-7]")
-        if not client_id and protocol == MQTTv31:
-            raise ValueError("MQTT 3.1 does not allow an empty client id")
+            raise ArgError(_T_PROTOCOL_LEVEL)
+        if not client_id:
+            if not clean_session:
+                raise ArgError(_T_EMPTY_ID)
+            if protocol == MQTTv31:
+                raise ArgError(_T_EMPTY_ID_31)
         if cycle_timeout <= 0 or command_timeout <= 0:
-            raise ValueError("cycle_timeout and command_timeout must be > 0 ms")
-        if max_packet_size < 16 or send_buffer < 16 or max_inflight < 1 or max_inflight_in < 1:
-            raise ValueError("buffer sizes must be >= 16 and table sizes >= 1")
+            raise ArgError(_T_TIMEOUTS)
+        if min(max_packet_size, send_buffer) < 16 or min(max_inflight, max_inflight_in) < 1:
+            raise ArgError(_T_SIZES)
         if port is None:
-            port = _default_port()
+            from .ports import select
+
+            port = select()
         self._port = port
         self._ticks = port.ticks_ms
         self._diff = port.ticks_diff
@@ -193,62 +220,29 @@ class Client:
         self._rbuf = bytearray(max_packet_size)
         self._rmv = memoryview(self._rbuf)
         self._sbuf = bytearray(send_buffer)
-        self._abuf = bytearray(4)  # acks and PINGREQ, written by the reader
+        self._abuf = bytearray(4)  # acks, written by the reader
         self._hbuf = bytearray(5)  # fixed header: type byte + up to 4 length bytes
-        self._b1 = bytearray(1)
+        self._b1 = bytearray(1)  # each header byte is read into this one first
         self._b1mv = memoryview(self._b1)
         self._rl = 0
 
-        # In-flight table (outgoing commands awaiting acks) and inbound QoS 2 ids.
-        self._slot_pid = [0] * max_inflight
-        self._slot_state = bytearray(max_inflight)
-        self._slot_result = bytearray(max_inflight)
-        self._slot_waiter = bytearray(max_inflight)  # 1: a thread waits; 0: reader frees
-        # Accepted QoS 1/2 messages, kept (by reference) until acked, for resending.
-        self._slot_topic = [None] * max_inflight
-        self._slot_payload = [None] * max_inflight
-        self._slot_flags = bytearray(max_inflight)  # qos << 1 | retain
-        self._slot_seq = [0] * max_inflight  # order first sent
-        self._slot_off = [-1] * max_inflight  # the message's record in the outbox, or -1
-        self._slot_lseq = [0] * max_inflight  # its seq in the flash log, or 0
-        self._seq = 0
-        # Inbound QoS 2 ids awaiting PUBREL, 2 bytes each (0: free), and the connection
-        # each came on: 3 bytes an entry (768 B at the default 256).
-        self._in_ids = bytearray(2 * max_inflight_in)
-        self._in_epoch = bytearray(max_inflight_in)
-        self._epoch = 0  # counts successful connections (mod 256)
-        self._pid = 0
-
-        # Store and forward (docs/store-and-forward.md): its code only when used.
-        self.outbox = None
-        self.store = None
-        self._fwd = None
-        self._behind = False
-        self.drain_burst = 4  # queued messages sent per read cycle at most
-        self.queue_qos0 = False  # True: QoS 0 publishes are queued too while offline
-        if outbox is not None or store is not None:
-            from . import forward
-
-            self._fwd = forward
-            forward.setup(self, outbox, store)
-
-        # Subscriptions: [filter bytes, function, qos]; kept across reconnects.
+        self.session = Session(max_inflight, max_inflight_in)
+        # Subscriptions: [filter bytes, function, qos, granted or -1]; kept across
+        # reconnects, renewed after each CONNACK unless confirmed in this session.
         self._handlers = []
 
         self._net = None
         self._connected = False
         self._rc = -1
-        self.session_present = False
         self.last_error = None
         self.oversize_dropped = 0
         self.unhandled = 0
-        self.qos2_evicted = 0
         self.on_message = None  # on_message(client, payload, topic) for unmatched messages
         self.on_log = None  # on_log(client, level, text)
         self.on_publish = None  # on_publish(client, pid): a QoS 1/2 publish completed
         self.on_subscribe = None  # on_subscribe(client, pid, granted): SUBACK codes (bytes)
         self.on_unsubscribe = None  # on_unsubscribe(client, pid)
-        # The message being delivered: its QoS, retain and DUP flags and packet id.
+        # The message being delivered: what the 3-argument callback cannot carry.
         self.last_qos = 0
         self.last_retain = 0
         self.last_dup = 0
@@ -265,7 +259,6 @@ class Client:
 
         self._host = None
         self._port_no = 1883
-        self._keepalive_s = 0
         self._keepalive_ms = 0
         self._ssl_ctx = None
         self._breconnect_cb = None
@@ -273,55 +266,55 @@ class Client:
         self._loop_failure = None
         self._username = None
         self._password = None
-        self._will_topic = None
-        self._will_payload = b""
-        self._will_qos = 0
-        self._will_retain = False
+        self._will = None  # (topic, payload, qos, retain)
 
         self._last_sent = 0
         self._last_recv = 0
         self._ping_outstanding = False
         self._ping_sent = 0
 
-        threads = port.start_thread is not None
-        self._wlock = port.allocate_lock() if threads else _NoLock()
-        self._rlock = port.allocate_lock() if threads else _NoLock()
-        self._tlock = port.allocate_lock() if threads else _NoLock()
-        self._slock = port.allocate_lock() if threads else _NoLock()  # the flash log
-        self._signal = port.Signal() if threads else None
+        if port.start_thread is not None:
+            lock = port.allocate_lock
+            self._wlock = lock()  # writes
+            self._rlock = lock()  # the one reader
+            self._tlock = lock()  # the session's tables
+        else:
+            self._wlock = self._rlock = self._tlock = _NoLock()
+        self._signal = None  # the loop thread's Signal (threadloop.py)
         self._reader = None  # thread id of the thread inside _cycle
         self._nest = 0
-        self._looping = False
-        self._loop_running = False
-        self._loop_tid = None
+        self._looping = False  # the loop should go on
+        self._loop_running = False  # the loop thread runs (set before it starts)
+        self._loop_tid = None  # its thread id, once it runs
         self._stopped = False  # disconnect() was called: recovery hooks stop
 
-    def __repr__(self):
-        # Never the password [issue: security by default]
-        return "<umqtt_paho.Client %r %s>" % (
-            self.client_id,
-            "connected" if self._connected else "disconnected",
-        )
+        # Store and forward (docs/store-and-forward.md): its code only when used.
+        self.outbox = None
+        self.store = None
+        self._fwd = None
+        self.drain_burst = 4  # queued messages sent per read cycle at most
+        self.queue_qos0 = False  # True: QoS 0 publishes are queued too while offline
+        if outbox is not None or store is not None:
+            from .forward import Forward
+
+            self._fwd = Forward(self, outbox, store)
 
     # ---- configuration ---------------------------------------------------------------
 
     def set_username_pw(self, username, password=""):
         """User name and password for the next CONNECT (password may be empty)."""
-        self._username = None if username is None else _to_bytes(username)
-        self._password = None if password is None else _to_bytes(password)
+        self._username = _to_bytes(username)
+        self._password = _to_bytes(password)
 
     def set_will(self, topic, payload, qos=0, retain=True):
         """Last will: published by the broker if the link dies without DISCONNECT."""
         topic = _to_bytes(topic)
         why = topic_problem(topic, 0, len(topic))
         if why:
-            raise ValueError("will topic " + why)
+            raise ArgError(_T_WILL_TOPIC, why)
         if qos not in (0, 1, 2):
-            raise ValueError("will QoS must be 0, 1 or 2")
-        self._will_topic = topic
-        self._will_payload = _to_bytes(payload) if payload is not None else b""
-        self._will_qos = qos
-        self._will_retain = bool(retain)
+            raise ArgError(_T_QOS, qos)
+        self._will = (topic, b"" if payload is None else _to_bytes(payload), qos, retain)
 
     # ---- connection ------------------------------------------------------------------
 
@@ -341,10 +334,9 @@ class Client:
         get_rc() then holds the CONNACK return code (-1: no CONNACK: network error).
         """
         if not 0 <= keepalive <= 65535:
-            raise ValueError("keepalive must be 0..65535 seconds")
+            raise ArgError(_T_KEEPALIVE)
         self._host = host
         self._port_no = port
-        self._keepalive_s = keepalive
         self._keepalive_ms = keepalive * 1000
         self._ssl_ctx = ssl_ctx
         self._breconnect_cb = breconnect_cb
@@ -353,7 +345,7 @@ class Client:
         self._stopped = False
         rc = self._connect_once()
         if rc:
-            raise MQTTError(ERR_CONN_REFUSED, "%s (CONNACK %d)" % (connack_string(rc), rc))
+            raise MQTTError(_ERR_CONN_REFUSED, _T_CONN_REFUSED, rc)
         if start_loop:
             self.loop()
         return rc
@@ -366,6 +358,10 @@ class Client:
     def connected(self):
         return self._connected
 
+    @property
+    def session_present(self):
+        return self.session.present
+
     def reconnect(self):
         """Connect again with the previous parameters; returns the return code.
 
@@ -373,19 +369,14 @@ class Client:
         do not raise: they return -1, with the exception in client.last_error.
         """
         if self._host is None:
-            raise MQTTError(ERR_NO_CONN, "reconnect() before connect()")
-        cb = self._breconnect_cb
-        if cb is not None:
-            try:
-                cb(self)
-            except Exception as e:  # reported; the attempt goes on
-                self._log(LOG_ERR, "breconnect_cb raised %r" % (e,))
+            raise MQTTError(_ERR_NO_CONN, _T_RECONNECT_FIRST)
+        self._hook(self._breconnect_cb, _W_BRECONNECT)
         try:
             return self._connect_once()
         except Exception as e:
             self.last_error = e
             self._rc = -1
-            self._log(LOG_WARNING, "reconnect failed: %r" % (e,))
+            self._log(_LOG_WARNING, _T_RECONNECT_FAILED, e)
             return -1
 
     def _connect_once(self):
@@ -395,20 +386,14 @@ class Client:
             # Security by default: a context that does not check the broker's
             # certificate (verify_mode CERT_NONE = 0) or name is refused unless the
             # application opted out explicitly.
-            no_cert = getattr(ctx, "verify_mode", 2) == 0
-            if no_cert or getattr(ctx, "check_hostname", True) is False:
-                raise MQTTError(
-                    ERR_TLS,
-                    "ssl_ctx does not verify the broker's certificate and host name; "
-                    "set client.tls_insecure = True to connect anyway",
-                )
+            if getattr(ctx, "verify_mode", 2) == 0 or getattr(ctx, "check_hostname", 1) is False:
+                raise MQTTError(_ERR_TLS, _T_TLS_INSECURE)
         self._close()
         self._rc = -1
-        port = self._port
-        deadline = port.ticks_add(self._ticks(), self._command_timeout)
-        net = port.Network()
+        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
+        net = self._port.Network()
         try:
-            net.open(self._host, self._port_no, self._ssl_ctx, self._command_timeout)
+            net.open(self._host, self._port_no, ctx, self._command_timeout)
         except Exception:
             net.close()
             raise
@@ -416,67 +401,53 @@ class Client:
         try:
             rc = self._handshake(deadline)
         except Exception as e:
-            self._close()
-            self.last_error = e
+            self._close(e)
             raise
         self._rc = rc
         if rc:
             self._close()
             return rc
         self._connected = True
-        self._epoch = (self._epoch + 1) & 0xFF
-        if not self.session_present:
-            # No session on the broker: our inbound QoS 2 state is void [MQTT-3.1.2-6],
-            # and every subscription must be made again.
-            ids = self._in_ids
-            for i in range(len(ids)):
-                ids[i] = 0
+        s = self.session
+        with self._tlock:
+            s.connack(self._rbuf[0] & 1 == 1)
+        if not s.present:
             for h in self._handlers:
-                h[3] = -1
+                h[3] = -1  # no session on the broker: every subscription again
         try:
-            self._drop_lost_acks()
             self._resend()  # first: acks for these free slots the resubscribe may need
             # Every subscription not confirmed by a SUBACK: after a CONNACK without a
             # session, and any whose SUBACK was lost with the link (the broker may have
             # created the session, so session present says nothing about it).
-            self._resubscribe()
+            for h in list(self._handlers):
+                if h[3] < 0:
+                    try:
+                        h[3] = self._command(_SUBSCRIBE, ((h[0], h[2]),), len(h[0]) + 8)
+                    except MQTTError as e:
+                        if e.code != _ERR_SUBSCRIBE_REFUSED:
+                            raise
+                        self._log(_LOG_ERR, e.args[1], *e.args[2:])
         except Exception as e:
-            self._fail(e)  # never connected() with half a session
+            self._close(e)  # never connected() with half a session
             raise
-        if self.outbox is not None:
-            self._fwd.drain(self)  # a first burst of the backlog; each read cycle sends more
-        cb = self._aconnect_cb
-        if cb is not None:
-            try:
-                cb(self)
-            except Exception as e:
-                self._log(LOG_ERR, "aconnect_cb raised %r" % (e,))
+        if self._fwd is not None:
+            self._fwd.drain()  # a first burst of the backlog; each read cycle sends more
+        self._hook(self._aconnect_cb, _W_ACONNECT)
         return 0
 
     def _handshake(self, deadline):
-        sbuf = self._sbuf
+        # CONNECT, then the CONNACK's return code [MQTT-3.2.0-1]
+        w = self._will or (None, b"", 0, False)
         cid = self.client_id
-        need = 32 + len(cid)
-        if self._will_topic is not None:
-            need += len(self._will_topic) + len(self._will_payload)
-        if self._username is not None:
-            need += len(self._username)
-        if self._password is not None:
-            need += len(self._password)
-        buf = sbuf if need <= len(sbuf) else bytearray(need)
-        n = _pk.encode_connect(
-            buf,
-            cid,
-            self.clean_session,
-            self._keepalive_s,
-            self._will_topic,
-            self._will_payload,
-            self._will_qos,
-            self._will_retain,
-            self._username,
-            self._password if self._username is not None else None,
-            self.protocol,
-        )
+        user = self._username
+        pw = self._password if user is not None else None
+        need = 32 + len(cid) + len(w[1]) + (len(w[0]) if w[0] else 0)
+        need += (len(user) if user else 0) + (len(pw) if pw else 0)
+        buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
+        n = encode_connect(
+            buf, cid, self.clean_session, self._keepalive_ms // 1000, w[0], w[1], w[2], w[3],
+            user, pw, self.protocol
+        )  # fmt: skip
         with self._wlock:
             self._write(buf, n, self._left(deadline))
         self._last_recv = self._ticks()
@@ -484,59 +455,38 @@ class Client:
         while True:
             left = self._left(deadline)
             if left <= 0:
-                raise MQTTError(
-                    ERR_TIMEOUT,
-                    "no CONNACK within command_timeout (%d ms)" % self._command_timeout,
-                )
+                raise MQTTError(_ERR_TIMEOUT, _T_NO_CONNACK, self._command_timeout)
             first = self._read_packet(left, deadline)
-            if not first:
-                continue
-            if first >> 4 != _CONNACK:
-                # The first packet from the server must be CONNACK [MQTT-3.2.0-1]
-                raise MQTTError(
-                    ERR_PROTOCOL,
-                    "expected CONNACK, got %s [MQTT-3.2.0-1]" % _pk.type_name(first >> 4),
-                )
-            rc = _pk.decode_connack(first, self._rmv, 0, self._rl)
-            self.session_present = bool(self._rbuf[0] & 1)
-            return rc
-
-    def _resubscribe(self):
-        for h in list(self._handlers):
-            if h[3] >= 0:
-                continue  # confirmed by a SUBACK in this session
-            try:
-                granted = self._subscribe_wait(h[0], h[2])
-            except MQTTError as e:
-                if e.code != ERR_SUBSCRIBE_REFUSED:
-                    raise
-                self._log(LOG_ERR, str(e))
-                continue
-            h[3] = granted
+            if first:
+                if first >> 4 != _CONNACK:
+                    raise MQTTError(_ERR_PROTOCOL, _T_NOT_CONNACK, first >> 4)
+                return decode_connack(first, self._rmv, 0, self._rl)
 
     def disconnect(self, timeout=None):
         """Send DISCONNECT and close. With timeout (ms), wait that long at most for the
         background loop to end. Returns within the timeout even if the broker is gone."""
         self._looping = False
         self._stopped = True
-        if self._connected and self._net is not None:
-            bound = self._command_timeout if timeout is None else max(1, timeout)
+        net = self._net
+        if self._connected and net is not None:
             try:
                 with self._wlock:
-                    n = _pk.encode_disconnect(self._abuf)
-                    self._net.write(self._abuf, n, bound)
+                    net.write(_DISCONNECT_BYTES, 2, timeout or self._command_timeout)
             except Exception as e:
-                self._log(LOG_INFO, "DISCONNECT not sent: %r" % (e,))
+                self._log(_LOG_INFO, _T_NO_DISCONNECT, e)
         self._close()
-        if self.store is not None:
-            with self._slock:
-                self.store.sync()  # acks and messages still in RAM: before deep sleep
-        if timeout and self._loop_running and self._port.thread_id() != self._loop_tid:
-            deadline = self._port.ticks_add(self._ticks(), timeout)
+        if self._fwd is not None:
+            self._fwd.sync()  # acks and messages still in RAM: before deep sleep
+        port = self._port
+        if timeout and self._loop_running and port.thread_id() != self._loop_tid:
+            deadline = port.ticks_add(self._ticks(), timeout)
             while self._loop_running and self._left(deadline) > 0:
-                self._port.sleep_ms(5)
+                port.sleep_ms(5)
 
-    def _close(self):
+    def _close(self, e=None):
+        # Any end of the link (a failure e, or on purpose): close it and wake every waiter.
+        if e is not None:
+            self.last_error = e
         self._connected = False
         net = self._net
         self._net = None
@@ -545,73 +495,33 @@ class Client:
                 net.close()
             except Exception:
                 pass
+        self._notify()
+
+    def _notify(self):
         if self._signal is not None:
             self._signal.notify()
-
-    def _fail(self, e):
-        # Any failure of the link: close it and wake every waiter.
-        self.last_error = e
-        self._close()
 
     # ---- loop ------------------------------------------------------------------------
 
     def loop(self):
         """Start the background read loop (connect() does it unless start_loop=False)."""
         if self._port.start_thread is None:
-            raise MQTTError(
-                ERR_NOT_SUPPORTED, "this port has no threads: call client.cycle() in your loop"
-            )
-        if self._loop_running:
-            return
-        self._looping = True
-        self._loop_running = True
-        try:
-            self._port.start_thread(self._loop_main, ())
-        except Exception:
-            self._loop_running = False
-            raise
+            raise MQTTError(_ERR_NOT_SUPPORTED, _T_NO_THREADS)
+        if not self._loop_running:
+            from .threadloop import start
 
-    def _loop_main(self):
-        self._loop_tid = self._port.thread_id()
-        try:
-            while self._looping:
-                try:
-                    if not self._connected:
-                        # Not connected (a hook said RECOVERED without reconnecting):
-                        # fail again, but at most once per cycle_timeout.
-                        self._port.sleep_ms(self._cycle_timeout)
-                        if not self._looping:
-                            break
-                        raise MQTTError(ERR_NO_CONN, "not connected")
-                    with self._rlock:
-                        self._reader = self._loop_tid
-                        try:
-                            self._cycle(self._cycle_timeout)
-                        finally:
-                            self._reader = None
-                except Exception as e:
-                    if not self._looping:
-                        break  # disconnect() closed the link under us
-                    self._fail(e)
-                    self._log(LOG_WARNING, "read loop failure: %r" % (e,))
-                    if self._call_loop_failure() != RECOVERED:
-                        break
-        finally:
-            self._looping = False
-            self._loop_running = False
-            self._loop_tid = None
-            if self._signal is not None:
-                self._signal.notify()
+            start(self)
 
-    def _call_loop_failure(self):
+    def _failed(self, e):
+        # A failure while reading: the link closes; loop_failure(client) decides.
+        self._close(e)
         hook = self._loop_failure
-        if hook is None:
-            return BREAK_LOOP
-        try:
-            return hook(self)
-        except Exception as e:
-            self._log(LOG_ERR, "loop_failure raised %r: loop ends" % (e,))
-            return BREAK_LOOP
+        if hook is not None:
+            try:
+                return hook(self)
+            except Exception as x:
+                self._log(_LOG_ERR, _T_HOOK_RAISED, _W_LOOP_FAILURE, x)
+        return BREAK_LOOP
 
     def cycle(self, timeout_ms=None):
         """Without the background loop: read and handle at most one packet, waiting up
@@ -622,7 +532,7 @@ class Client:
         error is raised.
         """
         if self._loop_running:
-            raise MQTTError(ERR_NOT_SUPPORTED, "cycle() while the background loop runs")
+            raise MQTTError(_ERR_NOT_SUPPORTED, _T_CYCLE_IN_LOOP)
         if timeout_ms is None:
             timeout_ms = self._cycle_timeout
         try:
@@ -630,11 +540,10 @@ class Client:
                 # Still down (a hook said RECOVERED while it waits to retry): wait out
                 # the cycle, so a loop around cycle() does not spin.
                 self._port.sleep_ms(timeout_ms)
-                raise MQTTError(ERR_NO_CONN, "not connected")
+                raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
             return self._cycle_as_reader(timeout_ms)
         except Exception as e:
-            self._fail(e)
-            if self._call_loop_failure() == RECOVERED:
+            if self._failed(e) == RECOVERED:
                 return -1
             raise
 
@@ -656,9 +565,21 @@ class Client:
         first = self._read_packet(timeout_ms, deadline)
         if first:
             t = self._handle(first, self._rl)
-        self._keepalive()
-        if self.outbox is not None and self._nest == 0:
-            self._fwd.drain(self)
+        ka = self._keepalive_ms
+        if ka and self._connected:
+            now = self._ticks()
+            if self._ping_outstanding:
+                if self._diff(now, self._ping_sent) >= ka:
+                    raise MQTTError(_ERR_KEEPALIVE, _T_NO_PINGRESP, ka // 1000)
+            elif self._diff(now, self._last_sent) >= ka >> 1 or (
+                self._diff(now, self._last_recv) >= ka >> 1
+            ):
+                with self._wlock:
+                    self._write(_PINGREQ_BYTES, 2, self._command_timeout)
+                self._ping_outstanding = True
+                self._ping_sent = now
+        if self._fwd is not None and self._nest == 0:
+            self._fwd.drain()
         return t
 
     # ---- reading ---------------------------------------------------------------------
@@ -669,16 +590,12 @@ class Client:
     def _read_exact(self, mv, n, deadline):
         net = self._net
         if net is None:
-            raise MQTTError(ERR_CONN_LOST, "connection closed")
+            raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
         got = net.read_into(mv, n, self._left(deadline))
         while got < n:
             left = self._left(deadline)
             if left <= 0:
-                raise MQTTError(
-                    ERR_TIMEOUT,
-                    "broker stalled mid-packet: %d of %d bytes in %d ms"
-                    % (got, n, self._command_timeout),
-                )
+                raise MQTTError(_ERR_TIMEOUT, _T_STALLED, got, n, self._command_timeout)
             got += net.read_into(mv[got:], n - got, left)
 
     def _read_packet(self, timeout_ms, bound=None):
@@ -686,305 +603,177 @@ class Client:
         # no packet began within timeout_ms.
         net = self._net
         if net is None:
-            raise MQTTError(ERR_CONN_LOST, "connection closed")
+            raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
         b1 = self._b1
         if net.read_into(self._b1mv, 1, timeout_ms) == 0:
             return 0
         h = self._hbuf
         h[0] = first = b1[0]
+        packet_type(first)  # reserved types and flag bits [MQTT-2.2.2-2]
         # The packet has begun: the rest must follow within command_timeout, and within
         # the caller's bound if it has one.
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
         if bound is not None and self._diff(bound, deadline) < 0:
             deadline = bound
         i = 1
-        while True:
+        rl = -1
+        while rl < 0:
             self._read_exact(self._b1mv, 1, deadline)
             h[i] = b1[0]
             i += 1
-            if _pk.header_size(h, 0, i) > 0:
-                break
-        rl = _pk.remaining_length(h, 1, i)
+            rl = remaining_length(h, 1, i)
         self._rl = rl
-        _pk.packet_type(first)  # reserved types and flag bits [MQTT-2.2.2-2]
-        if rl > len(self._rbuf):
-            self._drain_oversize(first, rl, deadline)
-            self._last_recv = self._ticks()
-            return 0
-        if rl:
+        size = len(self._rbuf)
+        if rl > size:
+            self._drop_oversize(first, rl, size, deadline)
+            first = 0
+        elif rl:
             self._read_exact(self._rmv, rl, deadline)
         self._last_recv = self._ticks()
         return first
 
-    def _drain_oversize(self, first, rl, deadline):
+    def _drop_oversize(self, first, rl, size, deadline):
         # Larger than the receive buffer: read it through the buffer and drop it. A
         # PUBLISH is still acked per its QoS so the broker does not send it forever.
-        size = len(self._rbuf)
-        self._read_exact(self._rmv, size, deadline)
-        t = first >> 4
-        qos = (first >> 1) & 3
+        rb = self._rbuf
         pid = 0
-        if t == _PUBLISH and qos:
-            tl = self._rbuf[0] << 8 | self._rbuf[1]
-            if tl + 4 <= size:
-                pid = self._rbuf[2 + tl] << 8 | self._rbuf[3 + tl]
-        left = rl - size
+        left = rl
         while left > 0:
             n = size if left > size else left
             self._read_exact(self._rmv, n, deadline)
+            if left == rl:  # the first piece holds the topic and packet id
+                tl = rb[0] << 8 | rb[1]
+                if tl + 4 <= size:
+                    pid = rb[2 + tl] << 8 | rb[3 + tl]
             left -= n
-        if t != _PUBLISH:
-            raise MQTTError(
-                ERR_PROTOCOL,
-                "%s of %d bytes is larger than max_packet_size" % (_pk.type_name(t), rl),
-            )
+        if first >> 4 != _PUBLISH:
+            raise MQTTError(_ERR_PROTOCOL, _T_OVERSIZE, first >> 4, rl)
         self.oversize_dropped += 1
-        self._log(
-            LOG_WARNING,
-            "dropped a PUBLISH of %d bytes: larger than max_packet_size %d" % (rl, size),
-        )
-        if qos == 1 and pid:
-            self._send_ack(_PUBACK, pid)
-        elif qos == 2 and pid:
-            self._remember_in(pid)
-            self._send_ack(_PUBREC, pid)
+        self._log(_LOG_WARNING, _T_DROPPED, rl, size)
+        qos = first >> 1 & 3
+        if pid and qos:
+            if qos == 2:
+                self.session.remember_in(pid)
+            self._send_ack(_PUBACK if qos == 1 else _PUBREC, pid)
 
     # ---- handling --------------------------------------------------------------------
 
     def _handle(self, first, rl):
         t = first >> 4
         mv = self._rmv
+        s = self.session
         if t == _PUBLISH:
-            self._on_publish(first, mv, rl)
-        elif t == _PUBACK:
-            self._acked(_pk.decode_ack(first, mv, 0, rl), _WAIT_PUBACK, t, 0)
-        elif t == _PUBREC:
-            pid = _pk.decode_ack(first, mv, 0, rl)
-            i = self._find_slot(pid, _WAIT_PUBREC)
-            if i >= 0:
-                self._slot_state[i] = _WAIT_PUBCOMP
-                lseq = self._slot_lseq[i]
-                if lseq:
-                    # On flash before the PUBREL: after a reset only the PUBREL is owed
-                    # (a PUBLISH could arrive as a new message once this one is released).
-                    try:
-                        with self._slock:
-                            self.store.release(lseq)
-                    except Exception as e:
-                        self._log(LOG_ERR, "flash log release(%d) failed: %r" % (lseq, e))
+            payload = decode_publish(first, mv, 0, rl)
+            qos = first >> 1 & 3
+            # What the callback cannot see in (client, payload, topic): small ints.
+            self.last_qos = qos
+            self.last_retain = first & 1
+            self.last_dup = first >> 3 & 1
+            pid = mv[payload - 2] << 8 | mv[payload - 1] if qos else 0
+            self.last_mid = pid
+            if qos < 2:
+                self._deliver(mv, payload, rl)
+                if qos:
+                    self._send_ack(_PUBACK, pid)
             else:
-                self._log(LOG_DEBUG, "PUBREC for unknown packet id %d" % pid)
-            # Release it even if we no longer wait for it, so the broker can finish.
-            self._send_ack(_PUBREL, pid)
+                # Exactly once: deliver on first sight, remember the id until PUBREL,
+                # and only ack a redelivery [MQTT-4.3.3-2].
+                n = s.evicted
+                if s.remember_in(pid):
+                    if s.evicted != n:
+                        self._log(_LOG_WARNING, _T_STALE, s.last_evicted)
+                    self._deliver(mv, payload, rl)
+                self._send_ack(_PUBREC, pid)
         elif t == _PUBREL:
-            pid = _pk.decode_ack(first, mv, 0, rl)
-            self._forget_in(pid)
+            pid = decode_ack(first, mv, 0, rl)
+            s.forget_in(pid)
             self._send_ack(_PUBCOMP, pid)  # [MQTT-4.3.3-2]: always answered
-        elif t == _PUBCOMP:
-            self._acked(_pk.decode_ack(first, mv, 0, rl), _WAIT_PUBCOMP, t, 0)
-        elif t == _SUBACK:
-            pid = _pk.decode_suback(first, mv, 0, rl)
-            fn = self.on_subscribe
-            if fn is not None:
-                try:
-                    fn(self, pid, bytes(mv[2:rl]))
-                except Exception as e:
-                    self._log(LOG_ERR, "on_subscribe raised %r" % (e,))
-            self._acked(pid, _WAIT_SUBACK, t, mv[2])
-        elif t == _UNSUBACK:
-            pid = _pk.decode_ack(first, mv, 0, rl)
-            fn = self.on_unsubscribe
-            if fn is not None:
-                try:
-                    fn(self, pid)
-                except Exception as e:
-                    self._log(LOG_ERR, "on_unsubscribe raised %r" % (e,))
-            self._acked(pid, _WAIT_UNSUBACK, t, 0)
         elif t == _PINGRESP:
-            _pk.decode_pingresp(first, mv, 0, rl)
+            if rl:
+                raise MQTTError(_ERR_PROTOCOL, _T_PINGRESP_LENGTH, rl)
             self._ping_outstanding = False
+        elif t == _SUBACK or t == _PUBACK or t == _PUBREC or t == _PUBCOMP or t == _UNSUBACK:
+            if t == _SUBACK:
+                pid = decode_suback(first, mv, 0, rl)
+                if self.on_subscribe is not None:
+                    self._hook(self.on_subscribe, _W_ON_SUBSCRIBE, pid, bytes(mv[2:rl]))
+            else:
+                pid = decode_ack(first, mv, 0, rl)
+                if t == _UNSUBACK:
+                    self._hook(self.on_unsubscribe, _W_ON_UNSUBSCRIBE, pid)
+            fwd = self._fwd
+            lseq = 0
+            with self._tlock:
+                i = s.ack(t, pid, mv[2] if t == _SUBACK else 0)
+                if i >= 0 and fwd is not None and t < _SUBACK:
+                    lseq = fwd.acked(i, t)  # the outbox lets the record go
+            if lseq:
+                fwd.logged(lseq, t)  # the flash log: acked, or PUBREC'd (before PUBREL)
+            if t == _PUBREC:
+                # Released even if nothing waits for it, so the broker can finish.
+                self._send_ack(_PUBREL, pid)
+            if i < 0:
+                self._log(_LOG_DEBUG, _T_UNKNOWN_ACK, t, pid)
+            else:
+                self._notify()
+                if t == _PUBACK or t == _PUBCOMP:
+                    self._hook(self.on_publish, _W_ON_PUBLISH, pid)
         else:
             # CONNECT, SUBSCRIBE, ... only a client sends; a second CONNACK is an error too
-            raise MQTTError(
-                ERR_PROTOCOL, "the broker sent %s, which it must not [2.2.1]" % _pk.type_name(t)
-            )
+            raise MQTTError(_ERR_PROTOCOL, _T_MUST_NOT_SEND, t)
         return t
 
-    def _acked(self, pid, state, t, result):
-        i = self._find_slot(pid, state)
-        if i < 0:
-            # Late ack of a command that timed out, or a broker bug: nothing waits.
-            self._log(LOG_DEBUG, "%s for unknown packet id %d" % (_pk.type_name(t), pid))
-            return
-        lseq = self._slot_lseq[i]
-        with self._tlock:
-            off = self._slot_off[i]
-            if off >= 0:
-                self.outbox.done(off)  # the record leaves the ring
-            if self._slot_waiter[i]:
-                self._slot_result[i] = result
-                self._slot_state[i] = _DONE
-            else:
-                self._clear(i)  # nobody waits for it
-        if lseq:
-            with self._slock:
-                self.store.ack(lseq)
-        if self._signal is not None:
-            self._signal.notify()
-        fn = self.on_publish
-        if fn is not None and (t == _PUBACK or t == _PUBCOMP):
-            try:
-                fn(self, pid)
-            except Exception as e:
-                self._log(LOG_ERR, "on_publish raised %r" % (e,))
-
-    def _on_publish(self, first, mv, rl):
-        payload = _pk.decode_publish(first, mv, 0, rl)
-        qos = (first >> 1) & 3
-        # What the callback cannot see in (client, payload, topic): small ints, no alloc.
-        self.last_qos = qos
-        self.last_retain = first & 1
-        self.last_dup = (first >> 3) & 1
-        pid = mv[payload - 2] << 8 | mv[payload - 1] if qos else 0
-        self.last_mid = pid
-        if qos == 0:
-            self._deliver(first, mv, payload, rl)
-        elif qos == 1:
-            self._deliver(first, mv, payload, rl)
-            self._send_ack(_PUBACK, pid)
-        else:
-            # Exactly once: deliver on first sight, remember the id until PUBREL, and
-            # only ack a redelivery [MQTT-4.3.3-2].
-            if self._remember_in(pid):
-                self._deliver(first, mv, payload, rl)
-            self._send_ack(_PUBREC, pid)
-
-    def _remember_in(self, pid):
-        # True if pid is new (and now remembered), False if it was already there.
-        ids = self._in_ids
-        epochs = self._in_epoch
-        now = self._epoch
-        free = -1
-        stale = -1
-        for i in range(len(epochs)):
-            p = ids[2 * i] << 8 | ids[2 * i + 1]
-            if p == pid:
-                epochs[i] = now  # redelivered: the broker still has it
-                return False
-            if p == 0:
-                if free < 0:
-                    free = i
-            elif stale < 0 and (now - epochs[i]) & 0xFF >= _STALE_EPOCHS:
-                stale = i
-        if free < 0:
-            if stale < 0:
-                # Forgetting an id the broker may still redeliver could deliver a
-                # message twice. Close the link instead: after the reconnect the broker
-                # resends those PUBRELs (freeing ids) and this PUBLISH.
-                raise MQTTError(
-                    ERR_QUEUE_SIZE,
-                    "more than max_inflight_in=%d QoS 2 messages awaiting PUBREL" % len(epochs),
-                )
-            # The broker resends PUBREL or PUBLISH for every id it still holds after
-            # each CONNACK [MQTT-4.4.0-1]: an id untouched over several reconnects is
-            # one it no longer holds.
-            free = stale
-            self.qos2_evicted += 1
-            self._log(
-                LOG_WARNING,
-                "forgot stale QoS 2 id %d" % (ids[2 * free] << 8 | ids[2 * free + 1]),
-            )
-        ids[2 * free] = pid >> 8
-        ids[2 * free + 1] = pid & 0xFF
-        epochs[free] = now
-        return True
-
-    def _forget_in(self, pid):
-        ids = self._in_ids
-        hi = pid >> 8
-        lo = pid & 0xFF
-        for i in range(0, len(ids), 2):
-            if ids[i] == hi and ids[i + 1] == lo:
-                ids[i] = 0
-                ids[i + 1] = 0
-
-    def _inbound_ids(self):
-        # The QoS 2 ids awaiting PUBREL (for tests and diagnostics; allocates).
-        ids = self._in_ids
-        return [ids[i] << 8 | ids[i + 1] for i in range(0, len(ids), 2) if ids[i] | ids[i + 1]]
-
-    def _deliver(self, first, mv, payload, rl):
+    def _deliver(self, mv, payload, rl):
+        # To every function whose filter matches, else on_message. The receive buffer is
+        # reused by the next read: topic and payload are copied, unless deliver_views is
+        # set: then they are memoryviews of it, reused while messages keep the same
+        # topic length and payload position (telemetry and commands usually do), so
+        # steady traffic allocates nothing per message.
         tl = mv[0] << 8 | mv[1]
-        topic = None
-        data = None
-        delivered = False
+        if self.deliver_views:
+            topic = self._topic_view
+            if topic is None or len(topic) != tl:
+                topic = self._topic_view = mv[2 : 2 + tl]
+            data = self._payload_view
+            if data is None or self._payload_view_at != payload or len(data) != rl - payload:
+                data = self._payload_view = mv[payload:rl]
+                self._payload_view_at = payload
+        else:
+            topic = None
+        fn = None
         for h in self._handlers:
             if h[1] is not None and matches(h[0], mv, 2, 2 + tl):
                 if topic is None:
-                    topic = self._topic_object(mv, tl)
-                    data = self._payload_object(mv, payload, rl)
-                delivered = True
-                self._call(h[1], topic, data)
-        if not delivered:
+                    topic = str(mv[2 : 2 + tl], "utf-8")
+                    data = bytes(mv[payload:rl])
+                fn = h[1]
+                self._hook(fn, _W_FUNCTION, data, topic)
+        if fn is None:
             fn = self.on_message
             if fn is None:
                 self.unhandled += 1
-                self._log(LOG_WARNING, "message on a topic with no function and no on_message")
-                return
-            self._call(fn, self._topic_object(mv, tl), self._payload_object(mv, payload, rl))
+                self._log(_LOG_WARNING, _T_NO_FUNCTION)
+            else:
+                if topic is None:
+                    topic = str(mv[2 : 2 + tl], "utf-8")
+                    data = bytes(mv[payload:rl])
+                self._hook(fn, _W_FUNCTION, data, topic)
 
-    # The receive buffer is reused by the next read: copy, unless deliver_views is set.
-    # Views are memoryviews of the buffer, reused while a message has the same topic
-    # length and payload position as the one before (telemetry and commands usually
-    # do), so steady traffic allocates nothing per message.
-
-    def _topic_object(self, mv, tl):
-        if not self.deliver_views:
-            return str(mv[2 : 2 + tl], "utf-8")
-        v = self._topic_view
-        if v is None or len(v) != tl:
-            v = self._topic_view = mv[2 : 2 + tl]
-        return v
-
-    def _payload_object(self, mv, start, end):
-        if not self.deliver_views:
-            return bytes(mv[start:end])
-        v = self._payload_view
-        if v is None or self._payload_view_at != start or len(v) != end - start:
-            v = self._payload_view = mv[start:end]
-            self._payload_view_at = start
-        return v
-
-    def _call(self, fn, topic, data):
-        try:
-            fn(self, data, topic)
-        except Exception as e:
-            # A faulty callback must not take the loop (or the session) down.
-            self.last_error = e
-            self._log(LOG_ERR, "message function raised %r" % (e,))
-
-    # ---- keepalive -------------------------------------------------------------------
-
-    def _keepalive(self):
-        ka = self._keepalive_ms
-        if not ka or not self._connected:
-            return
-        now = self._ticks()
-        if self._ping_outstanding:
-            if self._diff(now, self._ping_sent) >= ka:
-                raise MQTTError(
-                    ERR_KEEPALIVE,
-                    "no PINGRESP within the keepalive (%d s): the link is dead" % (ka // 1000),
-                )
-        elif (
-            self._diff(now, self._last_sent) >= ka >> 1
-            or self._diff(now, self._last_recv) >= ka >> 1
-        ):
-            with self._wlock:
-                n = _pk.encode_pingreq(self._abuf)
-                self._write(self._abuf, n, self._command_timeout)
-            self._ping_outstanding = True
-            self._ping_sent = now
+    def _hook(self, fn, what, a=None, b=None):
+        # An application callback: fn(client), fn(client, a) or fn(client, a, b). One
+        # that raises is reported and must not take the loop (or the session) down.
+        if fn is not None:
+            try:
+                if a is None:
+                    fn(self)
+                elif b is None:
+                    fn(self, a)
+                else:
+                    fn(self, a, b)
+            except Exception as e:
+                if what == _W_FUNCTION:
+                    self.last_error = e
+                self._log(_LOG_ERR, _T_HOOK_RAISED, what, e)
 
     # ---- writing ---------------------------------------------------------------------
 
@@ -992,172 +781,94 @@ class Client:
         # Caller holds _wlock.
         net = self._net
         if net is None:
-            raise MQTTError(ERR_NO_CONN, "not connected")
+            raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
         try:
             net.write(buf, n, timeout_ms)
         except Exception as e:
-            self._fail(e)
+            self._close(e)
             raise
         self._last_sent = self._ticks()
 
-    def _send_ack(self, ptype, pid):
+    def _send_ack(self, t, pid):
         with self._wlock:
-            n = _pk.encode_ack(self._abuf, ptype, pid)
-            self._write(self._abuf, n, self._command_timeout)
+            self._write(self._abuf, encode_ack(self._abuf, t, pid), self._command_timeout)
 
-    # ---- in-flight slots -------------------------------------------------------------
+    def _write_publish(self, n, payload, plen):
+        # Caller holds _wlock; the header (n bytes) is in the send buffer.
+        sbuf = self._sbuf
+        if n + plen <= len(sbuf):
+            sbuf[n : n + plen] = payload  # header and payload in one write
+            self._write(sbuf, n + plen, self._command_timeout)
+        else:
+            self._write(sbuf, n, self._command_timeout)
+            self._write(payload, plen, self._command_timeout)
 
-    def _take_slot(self, state, deadline):
-        # A free slot with a fresh packet id (unique among slots in use). When all are
-        # busy, wait for an ack to free one until the deadline (command_timeout).
-        i = self._try_take_slot(state)
+    # ---- waiting for the session -----------------------------------------------------
+
+    def _take(self, t, deadline):
+        # A session slot for packet type t, with a fresh packet id. When all are busy,
+        # wait for an ack to free one until the deadline (command_timeout).
+        s = self.session
         me = self._port.thread_id()
-        while i < 0:
-            if self._left(deadline) <= 0 or not self._connected:
-                raise MQTTError(
-                    ERR_QUEUE_SIZE,
-                    "all %d in-flight slots are waiting for acks (max_inflight)"
-                    % len(self._slot_state),
-                )
-            left = min(self._left(deadline), self._cycle_timeout)
+        while True:
+            gen = self._signal.gen if self._signal is not None else 0
+            with self._tlock:
+                i = s.take(t)
+            if i >= 0:
+                return i
+            left = self._left(deadline)
+            if left <= 0 or not self._connected:
+                raise MQTTError(_ERR_QUEUE_SIZE, _T_SLOTS_FULL, len(s.states))
             if self._reader == me:
                 # In a callback on the reading thread: read on (nested, bounded depth)
                 # until an ack frees a slot.
                 if self._nest >= _MAX_NEST:
-                    raise MQTTError(
-                        ERR_QUEUE_SIZE,
-                        "in-flight table full inside %d nested callbacks (max_inflight)"
-                        % self._nest,
-                    )
+                    raise MQTTError(_ERR_QUEUE_SIZE, _T_NESTED_FULL, self._nest)
                 self._nest += 1
                 try:
-                    self._cycle(left, deadline)
+                    self._cycle(min(left, self._cycle_timeout), deadline)
                 finally:
                     self._nest -= 1
-            elif self._loop_running and me != self._loop_tid:
-                gen = self._signal.gen
-                i = self._try_take_slot(state)
-                if i >= 0:
-                    break
-                self._signal.wait(gen, left)
             else:
-                self._cycle_as_reader(left, deadline)
-            i = self._try_take_slot(state)
-        return i
+                self._wait(gen, left, deadline)
 
-    def _try_take_slot(self, state):
-        with self._tlock:
-            return self._slot_for(state, 0, 1)
+    def _wait(self, gen, left, deadline):
+        # Until something may have changed: the loop thread's Signal (it reads for us),
+        # or one read cycle of our own (which raises if the link fails).
+        if left > self._cycle_timeout:
+            left = self._cycle_timeout
+        if self._loop_running and self._port.thread_id() != self._loop_tid:
+            self._signal.wait(gen, left)
+        else:
+            self._cycle_as_reader(left, deadline)
 
-    def _slot_for(self, state, pid, spare):
-        # Caller holds _tlock. A free slot, leaving spare - 1 others free, with packet
-        # id pid (-1 if a slot in use has it) or, if pid is 0, the next unused one.
-        states = self._slot_state
-        pids = self._slot_pid
-        free = -1
-        for i in range(len(states)):
-            if states[i] == _FREE:
-                if free < 0:
-                    free = i
-                spare -= 1
-            elif pids[i] == pid:
-                return -1
-        if spare > 0:
-            return -1
-        if not pid:
-            pid = self._pid
-            while True:
-                pid = pid + 1 if pid < 65535 else 1  # ids 1..65535 [MQTT-2.3.1-1]
-                used = False
-                for i in range(len(states)):
-                    if states[i] != _FREE and pids[i] == pid:
-                        used = True
-                if not used:
-                    break
-            self._pid = pid
-        pids[free] = pid
-        self._slot_result[free] = 0
-        self._slot_waiter[free] = 1
-        states[free] = state
-        return free
-
-    def _find_slot(self, pid, state):
-        pids = self._slot_pid
-        states = self._slot_state
-        for i in range(len(states)):
-            if pids[i] == pid and states[i] == state:
-                return i
-        return -1
-
-    def _drop_lost_acks(self):
-        # SUBACK / UNSUBACK of a send_subscribe / send_unsubscribe lost with the link:
-        # nothing resends those, so their slots would stay taken for good.
-        states = self._slot_state
-        with self._tlock:
-            for i in range(len(states)):
-                st = states[i]
-                if (st == _WAIT_SUBACK or st == _WAIT_UNSUBACK) and not self._slot_waiter[i]:
-                    self._clear(i)
-
-    def _clear(self, i):
-        self._slot_state[i] = _FREE
-        self._slot_topic[i] = None  # let the message go
-        self._slot_payload[i] = None
-        self._slot_off[i] = -1
-        self._slot_lseq[i] = 0
-
-    def _free_slot(self, i):
-        with self._tlock:
-            self._clear(i)
-        if self._signal is not None:
-            self._signal.notify()  # a thread may wait for a free slot
-
-    def _release(self, i):
-        # The waiter is done with its acked slot.
-        self._free_slot(i)
-
-    def _unwait(self, i):
-        # The waiter gives up (timeout or link lost); the message stays in the session.
-        with self._tlock:
-            if self._slot_state[i] == _DONE:
-                self._clear(i)  # the ack came just now
-            else:
-                self._slot_waiter[i] = 0
-
-    def _wait_done(self, i, deadline):
-        # Until slot i is done (0), the link fails (ERR_CONN_LOST) or the deadline
-        # passes (ERR_TIMEOUT). A failure while reading for it closes the link.
-        states = self._slot_state
-        port = self._port
+    def _waitfor(self, i, deadline):
+        # Until session slot i is done (0), the link fails (ERR_CONN_LOST) or the
+        # deadline passes (ERR_TIMEOUT): Paho's waitfor.
+        s = self.session
         while True:
             gen = self._signal.gen if self._signal is not None else 0
-            if states[i] == _DONE:
+            if s.done(i):
                 return 0
             if not self._connected:
-                return ERR_CONN_LOST
+                return _ERR_CONN_LOST
             left = self._left(deadline)
             if left <= 0:
-                return ERR_TIMEOUT
-            if left > self._cycle_timeout:
-                left = self._cycle_timeout
-            if self._loop_running and port.thread_id() != self._loop_tid:
-                self._signal.wait(gen, left)  # the loop thread reads for us
-            else:
-                try:
-                    self._cycle_as_reader(left, deadline)
-                except Exception as e:
-                    self._fail(e)
-                    self._log(LOG_WARNING, "link failed while waiting for an ack: %r" % (e,))
+                return _ERR_TIMEOUT
+            try:
+                self._wait(gen, left, deadline)
+            except Exception as e:
+                self._close(e)
+                self._log(_LOG_WARNING, _T_LINK_FAILED, e)
 
-    def _waitfor(self, i, deadline, what):
-        # As _wait_done, raising on failure (subscribe, unsubscribe).
-        code = self._wait_done(i, deadline)
-        if code == ERR_CONN_LOST:
-            raise MQTTError(ERR_CONN_LOST, "connection lost while waiting for " + what)
-        if code:
-            raise MQTTError(
-                ERR_TIMEOUT, "no %s within command_timeout (%d ms)" % (what, self._command_timeout)
-            )
+    def _release(self, i, ok):
+        # The waiter is done with slot i: free it (acked), or leave it to the session.
+        with self._tlock:
+            if ok:
+                self.session.free(i)
+            else:
+                self.session.unwait(i)
+        self._notify()  # a thread may wait for a free slot
 
     # ---- commands --------------------------------------------------------------------
 
@@ -1175,8 +886,7 @@ class Client:
         once PUBACK / PUBCOMP came, or after command_timeout, or when the link failed;
         pending() and flush() tell whether everything was acknowledged.
         """
-        if isinstance(topic, str):
-            topic = topic.encode()
+        topic = _to_bytes(topic)
         if isinstance(payload, str):
             payload = payload.encode()
         elif payload is None:
@@ -1184,22 +894,20 @@ class Client:
         elif isinstance(payload, int) or isinstance(payload, float):  # no tuple: no alloc
             payload = str(payload).encode()
         if qos != 0 and qos != 1 and qos != 2:
-            raise ValueError("qos must be 0, 1 or 2, not %r" % (qos,))
+            raise ArgError(_T_QOS, qos)
         plen = len(payload)
-        ob = self.outbox
-        if ob is not None and (qos or self.queue_qos0):
-            if qos or not self._connected or self._behind or ob.unsent:
-                return self._fwd.publish_stored(self, topic, payload, plen, qos, retain, wait)
+        fwd = self._fwd
+        if fwd is not None and fwd.queues(qos):
+            return fwd.publish(topic, payload, plen, qos, retain, wait)
         if not self._connected:
             if qos and self.queue_offline:
                 return self._accept_offline(topic, payload, plen, qos, retain)
-            raise MQTTError(ERR_NO_CONN, "publish: not connected")
-        # A bytes topic validated once is not scanned again (sensors publish to the same
-        # topic object over and over): bytes cannot change.
-        checked = topic is self._topic_ok
+            raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
         if qos == 0:
             with self._wlock:
-                n = _pk.encode_publish(self._sbuf, topic, plen, 0, retain, False, 0, checked)
+                # A bytes topic validated once is not scanned again (sensors publish to
+                # the same topic object over and over): bytes cannot change.
+                n = encode_publish(self._sbuf, topic, plen, 0, retain, 0, 0, topic is self._topic_ok)
                 self._write_publish(n, payload, plen)
             if isinstance(topic, bytes):
                 self._topic_ok = topic
@@ -1207,104 +915,67 @@ class Client:
         if not isinstance(payload, bytes):
             payload = bytes(payload)  # kept until acked: the caller may reuse its buffer
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(_RESERVED, deadline)
-        return self._send_in_slot(i, topic, payload, plen, qos, retain, wait, deadline, 0)
+        return self._send_in_slot(self._take(_PUBLISH, deadline), topic, payload, qos, retain,
+                                  wait, deadline)  # fmt: skip
 
-    def _send_in_slot(self, i, topic, payload, plen, qos, retain, wait, deadline, lseq):
-        # Publish through reserved slot i (QoS 1/2); lseq: its seq in the flash log.
-        pid = self._slot_pid[i]
-        checked = topic is self._topic_ok
+    def _send_in_slot(self, i, topic, payload, qos, retain, wait, deadline):
+        # Publish through reserved session slot i (QoS 1/2); returns its packet id.
+        s = self.session
+        pid = s.pids[i]
         # From a message function on the reading thread, waiting would read (and
         # deliver) nested, one level per message of a burst: never wait there.
         waiter = wait and self._reader != self._port.thread_id()
+        plen = len(payload)
         with self._wlock:
             try:
-                n = _pk.encode_publish(self._sbuf, topic, plen, qos, retain, False, pid, checked)
+                n = encode_publish(self._sbuf, topic, plen, qos, retain, 0, pid,
+                                   topic is self._topic_ok)  # fmt: skip
             except Exception:
-                self._free_slot(i)
+                self._release(i, True)
                 raise  # not accepted
             if isinstance(topic, bytes):
                 self._topic_ok = topic
-            # Accepted: the message is the session's now. Filled under _tlock, and only
-            # then visible to a reconnect's _resend.
+            # Accepted: the message is the session's now (visible to a reconnect's
+            # resend once filled, under _tlock).
             with self._tlock:
-                self._slot_topic[i] = topic
-                self._slot_payload[i] = payload
-                # _SENT before writing: even a write that fails half way may have
-                # reached the broker, so its resend carries DUP.
-                self._slot_flags[i] = _SENT | qos << 1 | (1 if retain else 0)
-                self._seq += 1
-                self._slot_seq[i] = self._seq
-                self._slot_lseq[i] = lseq
-                self._slot_waiter[i] = 1 if waiter else 0
-                self._slot_state[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
+                s.accept(i, topic, payload, qos, retain, waiter)
             try:
                 self._write_publish(n, payload, plen)
             except Exception as e:
                 # The link failed (it is closed, the loop reports it); the message is
                 # resent after the reconnect.
-                self._log(LOG_WARNING, "PUBLISH %d not sent (%r): resent on reconnect" % (pid, e))
+                self._log(_LOG_WARNING, _T_NOT_SENT, pid, e)
         if waiter:
-            if self._wait_done(i, deadline) == 0:
-                self._release(i)
-            else:
-                self._unwait(i)  # stays in the session; the reader or a resend finishes it
+            self._release(i, self._waitfor(i, deadline) == 0)
         return pid
 
     def _accept_offline(self, topic, payload, plen, qos, retain):
         # queue_offline: keep the message for the next CONNACK (no waiting for a slot:
         # nothing can free one while the link is down).
-        if not isinstance(payload, bytes):
-            payload = bytes(payload)
-        i = self._try_take_slot(_RESERVED)
-        if i < 0:
-            raise MQTTError(
-                ERR_QUEUE_SIZE,
-                "not connected and all %d in-flight slots are in use (max_inflight)"
-                % len(self._slot_state),
-            )
-        with self._wlock:
-            try:
-                # Encoded only to check it (it raises before accepting); not sent.
-                _pk.encode_publish(self._sbuf, topic, plen, qos, retain, False, 1)
-            except Exception:
-                self._free_slot(i)
-                raise
+        s = self.session
         with self._tlock:
-            self._slot_topic[i] = topic
-            self._slot_payload[i] = payload
-            self._slot_flags[i] = qos << 1 | (1 if retain else 0)  # not _SENT: no DUP
-            self._seq += 1
-            self._slot_seq[i] = self._seq
-            self._slot_waiter[i] = 0
-            self._slot_state[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
-        return self._slot_pid[i]
-
-    def _write_publish(self, n, payload, plen):
-        # Caller holds _wlock; the header (n bytes) is in the send buffer.
-        sbuf = self._sbuf
-        if n + plen <= len(sbuf):
-            sbuf[n : n + plen] = payload  # header and payload in one write
-            self._write(sbuf, n + plen, self._command_timeout)
-        else:
-            self._write(sbuf, n, self._command_timeout)
-            self._write(payload, plen, self._command_timeout)
+            i = s.take(_PUBLISH)
+        if i < 0:
+            raise MQTTError(_ERR_QUEUE_SIZE, _T_OFFLINE_FULL, len(s.states))
+        try:
+            with self._wlock:
+                # Encoded only to check it (it raises before accepting); not sent.
+                encode_publish(self._sbuf, topic, plen, qos, retain, 0, 1)
+        except Exception:
+            self._release(i, True)
+            raise
+        with self._tlock:
+            if not isinstance(payload, bytes):
+                payload = bytes(payload)
+            s.accept(i, topic, payload, qos, retain, False, False)  # not sent: no DUP
+        return s.pids[i]
 
     def pending(self):
         """Accepted QoS 1/2 messages not yet acknowledged by the broker, and queued
         QoS 0 ones not yet sent. With a flash log: at least its unacknowledged count."""
-        n = 0
-        for st in self._slot_state:
-            if st == _WAIT_PUBACK or st == _WAIT_PUBREC or st == _WAIT_PUBCOMP:
-                n += 1
-        ob = self.outbox
-        if ob is not None:
-            n += ob.unsent
-            if self.store is not None:
-                with self._slock:
-                    logged = len(self.store)
-                if logged > n:
-                    n = logged  # some wait on flash only (the outbox holds a window)
+        n = self.session.pending()
+        if self._fwd is not None:
+            n = self._fwd.pending(n)
         return n
 
     def flush(self, timeout_ms=None):
@@ -1314,80 +985,49 @@ class Client:
         if timeout_ms is None:
             timeout_ms = self._command_timeout
         deadline = self._port.ticks_add(self._ticks(), timeout_ms)
-        port = self._port
         while self.pending():
             gen = self._signal.gen if self._signal is not None else 0
             left = self._left(deadline)
             if not self._connected or left <= 0:
                 return False
-            if left > self._cycle_timeout:
-                left = self._cycle_timeout
-            if self._loop_running and port.thread_id() != self._loop_tid:
-                self._signal.wait(gen, left)
-            else:
-                try:
-                    self._cycle_as_reader(left, deadline)
-                except Exception as e:
-                    self._fail(e)
-                    return False
+            try:
+                self._wait(gen, left, deadline)
+            except Exception as e:
+                self._close(e)
+                return False
         return True
 
     def _resend(self):
-        # After a CONNACK: every accepted, unacknowledged QoS 1/2 message again, in the
-        # order first sent [MQTT-4.6.0-1], with its original packet id: PUBLISH with DUP,
-        # or PUBREL if the broker had PUBREC'd it and kept the session [MQTT-4.4.0-1].
-        # If the session is gone, a PUBREC'd QoS 2 message is published again (the
-        # broker may have lost it with the session; at worst it arrives twice). Slots
-        # are read under _tlock (publish() fills them under it) and written outside it.
-        states = self._slot_state
-        seqs = self._slot_seq
+        # After a CONNACK: what the session says, in the order first sent. Slots are
+        # read under _tlock (publish() fills them under it) and written outside it.
+        s = self.session
         last = 0
         while True:
             with self._tlock:
-                i = -1
-                for k in range(len(states)):
-                    st = states[k]
-                    if st >= _WAIT_PUBACK and st <= _WAIT_PUBCOMP and seqs[k] > last:
-                        if i < 0 or seqs[k] < seqs[i]:
-                            i = k
+                i = s.resend_next(last)
                 if i < 0:
                     return
-                last = seqs[i]
-                pid = self._slot_pid[i]
-                release = states[i] == _WAIT_PUBCOMP and self.session_present
-                flags = self._slot_flags[i]
-                qos = (flags >> 1) & 3
-                topic = self._slot_topic[i]
-                payload = self._slot_payload[i]
-                off = self._slot_off[i]
-                if not release:
-                    states[i] = _WAIT_PUBACK if qos == 1 else _WAIT_PUBREC
-                    self._slot_flags[i] = flags | _SENT
-            if release:
+                last = s.order[i]
+                first = s.resend(i)
+                pid = s.pids[i]
+                topic = s.topics[i]
+                payload = s.payloads[i]
+            if first >> 4 == _PUBREL:
                 self._send_ack(_PUBREL, pid)
-                continue
-            dup = flags & _SENT != 0  # a message queued offline goes out the first time
-            if off >= 0:
+            elif self._fwd is None or not self._fwd.resend(i, pid, first & 8):
                 with self._wlock:
-                    self._fwd.write_record(self, off, pid, dup)  # from the outbox: it stays
-                continue
-            with self._wlock:
-                n = _pk.encode_publish(
-                    self._sbuf, topic, len(payload), qos, flags & 1, dup, pid, True
-                )
-                self._write_publish(n, payload, len(payload))
+                    n = encode_publish(self._sbuf, topic, len(payload), first >> 1 & 3,
+                                       first & 1, first & 8, pid, True)  # fmt: skip
+                    self._write_publish(n, payload, len(payload))
 
     def subscribe(self, topic, function, qos=0):
         """Subscribe to a topic filter; function(client, payload, topic) gets each
         matching message. Before connect() it only registers (the SUBSCRIBE goes out
         after CONNACK). Returns the granted QoS (None if not yet connected); raises
         MQTTError(ERR_SUBSCRIBE_REFUSED) if the broker refused it (SUBACK 0x80)."""
-        f = _to_bytes(topic)
-        why = filter_problem(f)
-        if why:
-            raise ValueError("topic filter " + why)
+        f = self._filter(topic)
         if qos not in (0, 1, 2):
-            raise ValueError("qos must be 0, 1 or 2, not %r" % (qos,))
+            raise ArgError(_T_QOS, qos)
         entry = None
         for h in self._handlers:
             if h[0] == f:
@@ -1401,105 +1041,97 @@ class Client:
         if not self._connected:
             return None
         try:
-            granted = self._subscribe_wait(f, qos)
+            entry[3] = self._command(_SUBSCRIBE, ((f, qos),), len(f) + 8)
         except MQTTError as e:
-            if e.code == ERR_SUBSCRIBE_REFUSED and entry in self._handlers:
+            if e.code == _ERR_SUBSCRIBE_REFUSED and entry in self._handlers:
                 self._handlers.remove(entry)
             raise
-        entry[3] = granted
-        return granted
+        return entry[3]
 
-    def _subscribe_wait(self, f, qos):
-        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(_WAIT_SUBACK, deadline)
-        try:
-            with self._wlock:
-                pid = self._slot_pid[i]
-                self._encode_large(_pk.encode_subscribe, pid, ((f, qos),), len(f) + 8)
-            self._waitfor(i, deadline, "SUBACK")
-            granted = self._slot_result[i]
-        finally:
-            self._free_slot(i)
-        if granted == 0x80:
-            raise MQTTError(
-                ERR_SUBSCRIBE_REFUSED,
-                "the broker refused the subscription to %r (SUBACK 0x80)" % (f,),
-            )
-        return granted
+    def unsubscribe(self, topic):
+        """Remove the topic's function and, if connected, unsubscribe at the broker."""
+        f = self._filter(topic)
+        for h in list(self._handlers):
+            if h[0] == f:
+                self._handlers.remove(h)
+        if self._connected:
+            self._command(_UNSUBSCRIBE, (f,), len(f) + 6)
+
+    def _filter(self, topic):
+        f = _to_bytes(topic)
+        why = filter_problem(f)
+        if why:
+            raise ArgError(_T_FILTER, why)
+        return f
 
     def send_subscribe(self, filters):
         """Low level, for layers such as umqtt_paho.paho: one SUBSCRIBE for a list of
         (filter, qos) pairs, without registering functions and without waiting; the
         SUBACK reaches on_subscribe(client, pid, granted). Returns the packet id.
         Not renewed after a reconnect (unlike subscribe())."""
-        pairs = []
-        need = 8
-        for f, qos in filters:
-            f = _to_bytes(f)
-            pairs.append((f, qos))
-            need += len(f) + 3
-        return self._send_nowait(_WAIT_SUBACK, _pk.encode_subscribe, pairs, need)
+        pairs = [(_to_bytes(f), q) for f, q in filters]
+        return self._command(_SUBSCRIBE, pairs, 8 + sum(len(p[0]) + 3 for p in pairs), False)
 
     def send_unsubscribe(self, filters):
         """Low level: one UNSUBSCRIBE for a list of filters, without waiting; the
         UNSUBACK reaches on_unsubscribe(client, pid). Returns the packet id."""
         fs = [_to_bytes(f) for f in filters]
-        need = 6
-        for f in fs:
-            need += len(f) + 2
-        return self._send_nowait(_WAIT_UNSUBACK, _pk.encode_unsubscribe, fs, need)
+        return self._command(_UNSUBSCRIBE, fs, 6 + sum(len(f) + 2 for f in fs), False)
 
-    def _send_nowait(self, state, encode, arg, need):
+    def _command(self, t, arg, need, wait=True):
+        # SUBSCRIBE or UNSUBSCRIBE of arg in a session slot; with wait, until its ack:
+        # returns the granted QoS (SUBSCRIBE), else the packet id.
         if not self._connected:
-            raise MQTTError(ERR_NO_CONN, "not connected")
+            raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
         deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(state, deadline)
-        self._slot_waiter[i] = 0  # the reader frees it when the ack comes
-        pid = self._slot_pid[i]
+        i = self._take(t, deadline)
+        s = self.session
+        pid = s.pids[i]
+        if not wait:
+            with self._tlock:
+                s.unwait(i)  # the reader frees it when the ack comes
         try:
+            # The send buffer, or a one-off buffer for filters longer than it.
+            buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
             with self._wlock:
-                self._encode_large(encode, pid, arg, need)
+                if t == _SUBSCRIBE:
+                    n = encode_subscribe(buf, pid, arg)
+                else:
+                    n = encode_unsubscribe(buf, pid, arg)
+                self._write(buf, n, self._command_timeout)
         except Exception:
-            self._free_slot(i)
+            self._release(i, True)
             raise
-        return pid
-
-    def _encode_large(self, encode, pid, arg, need):
-        # Caller holds _wlock. Subscribe-sized packets: the send buffer, or a one-off
-        # buffer for a filter longer than it (not a hot path).
-        buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
-        n = encode(buf, pid, arg)
-        self._write(buf, n, self._command_timeout)
-        return n
-
-    def unsubscribe(self, topic):
-        """Remove the topic's function and, if connected, unsubscribe at the broker."""
-        f = _to_bytes(topic)
-        why = filter_problem(f)
-        if why:
-            raise ValueError("topic filter " + why)
-        for h in list(self._handlers):
-            if h[0] == f:
-                self._handlers.remove(h)
-        if not self._connected:
-            return
-        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        i = self._take_slot(_WAIT_UNSUBACK, deadline)
-        try:
-            with self._wlock:
-                self._encode_large(_pk.encode_unsubscribe, self._slot_pid[i], (f,), len(f) + 6)
-            self._waitfor(i, deadline, "UNSUBACK")
-        finally:
-            self._free_slot(i)
+        if not wait:
+            return pid
+        code = self._waitfor(i, deadline)
+        granted = s.results[i]
+        self._release(i, True)
+        if code:
+            raise MQTTError(code, _T_LOST_WAITING if code == _ERR_CONN_LOST else _T_ACK_TIMEOUT,
+                            t + 1, self._command_timeout)  # fmt: skip
+        if granted == 0x80:
+            raise MQTTError(_ERR_SUBSCRIBE_REFUSED, _T_SUB_REFUSED, arg[0][0])
+        return granted
 
     # ---- logging ---------------------------------------------------------------------
 
-    def _log(self, level, text):
+    def _log(self, level, text, a=None, b=None, c=None):
+        # The text (number `text` of errors.py) is built only for on_log, or for a
+        # warning or error printed when nobody listens.
         fn = self.on_log
-        if fn is not None:
-            try:
-                fn(self, level, text)
-            except Exception:
-                pass
-        elif level == LOG_WARNING or level == LOG_ERR:
-            print("umqtt_paho:", text)
+        if fn is None and level != _LOG_WARNING and level != _LOG_ERR:
+            return
+        try:
+            from .errors import text_of
+
+            line = text_of(text, a, b, c)
+        except ImportError:  # errors.py not installed on this board
+            line = "text %d %r %r" % (text, a, b)
+        if fn is None:
+            print("umqtt_paho:", line)
+            return
+        try:
+            fn(self, level, line)
+        except Exception:
+            pass

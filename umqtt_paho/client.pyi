@@ -1,16 +1,12 @@
 from typing import Any, Callable, Final, Iterable  # cpython-only (a stub)
 
-from .errors import MQTTError as MQTTError
+from .packet import MQTTError as MQTTError
+from .session import Session
 
 BREAK_LOOP: Final[int]
 RECOVERED: Final[int]
 MQTTv31: Final[int]
 MQTTv311: Final[int]
-LOG_INFO: Final[int]
-LOG_NOTICE: Final[int]
-LOG_WARNING: Final[int]
-LOG_ERR: Final[int]
-LOG_DEBUG: Final[int]
 
 _Text = str | bytes
 # What publish() takes: str (UTF-8 encoded), bytes-like, a number (its str()), or None.
@@ -27,11 +23,12 @@ class Client:
     client_id: bytes
     clean_session: bool
     protocol: int
-    session_present: bool
+    session: Session
+    @property
+    def session_present(self) -> bool: ...
     last_error: BaseException | None
     oversize_dropped: int
     unhandled: int
-    qos2_evicted: int
     on_message: _MessageFunction | None
     on_log: Callable[[Client, int, str], object] | None
     on_publish: Callable[[Client, int], object] | None

@@ -1,4 +1,7 @@
-from typing import Final  # cpython-only: a stub, never imported on a board
+from typing import Any, Final  # cpython-only: a stub, never imported on a board
+
+from .packet import ArgError as ArgError
+from .packet import MQTTError as MQTTError
 
 ERR_SUCCESS: Final[int]
 ERR_NOMEM: Final[int]
@@ -20,11 +23,11 @@ ERR_KEEPALIVE: Final[int]
 ERR_TIMEOUT: Final[int]
 ERR_SUBSCRIBE_REFUSED: Final[int]
 
-class MQTTError(Exception):
-    """MQTTError(code, message): `code` is one of the ERR_* numbers."""
-
-    @property
-    def code(self) -> int: ...
+REASONS: dict[int, str]
+TEXTS: dict[int, tuple[str, str]]
 
 def error_string(code: int) -> str: ...
 def connack_string(rc: int) -> str: ...
+def type_name(t: int) -> str: ...
+def text_of(text: int | str, *args: Any) -> str: ...
+def explain(e: BaseException, with_name: bool = False) -> str: ...

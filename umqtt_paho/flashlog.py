@@ -98,7 +98,10 @@ import struct
 import time
 from binascii import crc32
 
+from .packet import ArgError
 from .topic import topic_problem
+
+_T_TOPIC = const(30)
 
 DROP_OLDEST = const(0)  # when_full: a new segment removes the oldest one
 REFUSE_NEW = const(1)  # when_full: append() returns 0 until acks free a segment
@@ -253,7 +256,7 @@ class FlashLog:
             tb = topic.encode() if isinstance(topic, str) else topic
             why = topic_problem(tb, 0, len(tb))
             if why:
-                raise ValueError("topic " + why)
+                raise ArgError(_T_TOPIC, why)
             if isinstance(topic, str) or isinstance(topic, bytes):
                 self._topic = topic  # immutable: checked once
                 self._topic_b = tb

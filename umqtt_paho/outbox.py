@@ -76,7 +76,9 @@ except ImportError:  # CPython: the host port runs the same file
     def const(x):
         return x
 
-from .errors import MQTTError, ERR_QUEUE_SIZE
+from .packet import MQTTError
+
+_ERR_QUEUE_SIZE = const(15)
 from .packet import remaining_length_size
 
 # Drop policies: what put() does when a record finds no room
@@ -164,7 +166,7 @@ class Outbox:
         Returns True if it was stored, False if DROP_NEWEST refused it. DROP_OLDEST
         evicts as many oldest untaken records as needed; when a taken record (sent,
         awaiting its ack) is the oldest it refuses the new one instead. RAISE raises
-        MQTTError(ERR_QUEUE_SIZE) when there is no room, before changing anything.
+        MQTTError(_ERR_QUEUE_SIZE) when there is no room, before changing anything.
         seq: a number kept with the record (0..2**32-1; the client stores the flash
         log's seq there). ValueError (whatever the policy, nothing changed): QoS not 0,
         1 or 2, a topic longer than 65535 bytes, or a record larger than the whole ring. topic and
@@ -189,7 +191,7 @@ class Outbox:
             policy = self.policy
             if policy == RAISE:
                 raise MQTTError(
-                    ERR_QUEUE_SIZE,
+                    _ERR_QUEUE_SIZE,
                     "outbox full: %d records, %d of %d bytes used, no room for %d"
                     % (self.count, self.used, self.capacity, size),
                 )

@@ -1,13 +1,17 @@
-# The MQTT 3.1 / 3.1.1 codec: client-side encoders and decoders over caller buffers.
+# The MQTT 3.1 / 3.1.1 codec: client-side encoders and decoders over caller buffers,
+# and the library's error classes.
 #
 # No I/O here, no clock, no allocation on the paths a client runs per message:
 # - encode_*(buf, ...) write one packet at buf[0:] and return its length. They work out
 #   the size first and raise MQTTError(ERR_PAYLOAD_SIZE) before writing a byte if it does
-#   not fit; a bad argument raises ValueError saying which rule it breaks.
+#   not fit; a bad argument raises ArgError (a ValueError) saying which rule it breaks.
 # - decode_*(first, mv, pos, rl) read the packet whose fixed header began with the byte
 #   `first` and whose variable header starts at mv[pos], rl bytes long. They return
 #   offsets or numbers into mv, never copies, and raise MQTTError(ERR_PROTOCOL) naming
 #   the spec rule for anything malformed. Bytes after pos + rl are never looked at.
+# - Errors carry numbers, not words: MQTTError(code, text, args...) and
+#   ArgError(text, args...). errors.py, loaded only when one is printed, words them
+#   (text numbers _T_*: tests/test_texts.py checks them against errors.py).
 #
 # Section numbers and [MQTT-x.y.z-n] rules are those of MQTT 3.1.1 (OASIS, 2014).
 
@@ -17,38 +21,104 @@ except ImportError:  # CPython: the host port runs the same file
     def const(x):
         return x
 
-from .errors import MQTTError, ERR_PROTOCOL, ERR_PAYLOAD_SIZE
 from .topic import utf8_problem, topic_problem, filter_problem
 
 # Control packet types [MQTT-2.2.1]
-CONNECT = const(1)
-CONNACK = const(2)
-PUBLISH = const(3)
-PUBACK = const(4)
-PUBREC = const(5)
-PUBREL = const(6)
-PUBCOMP = const(7)
-SUBSCRIBE = const(8)
-SUBACK = const(9)
-UNSUBSCRIBE = const(10)
-UNSUBACK = const(11)
-PINGREQ = const(12)
-PINGRESP = const(13)
-DISCONNECT = const(14)
+_CONNECT = const(1)
+_PUBLISH = const(3)
+_PUBACK = const(4)
+_PUBREL = const(6)
+_PUBCOMP = const(7)
+_SUBSCRIBE = const(8)
+_UNSUBSCRIBE = const(10)
+_UNSUBACK = const(11)
 
-MQTTv31 = const(3)  # protocol level of MQTT 3.1 ("MQIsdp")
-MQTTv311 = const(4)  # protocol level of MQTT 3.1.1 ("MQTT")
+_MQTTv31 = const(3)
+_MQTTv311 = const(4)
+_MAX_REMAINING_LENGTH = const(268435455)  # 4 bytes of variable length integer [2.2.3]
 
-MAX_REMAINING_LENGTH = const(268435455)  # 4 bytes of variable length integer [2.2.3]
+_ERR_PROTOCOL = const(2)
+_ERR_PAYLOAD_SIZE = const(9)
 
-_NAMES = "? CONNECT CONNACK PUBLISH PUBACK PUBREC PUBREL PUBCOMP SUBSCRIBE SUBACK UNSUBSCRIBE UNSUBACK PINGREQ PINGRESP DISCONNECT ?"  # noqa: E501
+_T_PROTOCOL_LEVEL = const(1)
+_T_EMPTY_ID = const(2)
+_T_EMPTY_ID_31 = const(3)
+_T_WILL_TOPIC = const(6)
+_T_QOS = const(7)
+_T_KEEPALIVE = const(8)
+_T_FILTER = const(29)
+_T_TOPIC = const(30)
+_T_BUFFER = const(50)
+_T_PID = const(51)
+_T_FIELD_LONG = const(52)
+_T_FIELD_UTF8 = const(53)
+_T_PASSWORD = const(54)
+_T_DUP_QOS0 = const(55)
+_T_PAYLOAD_LEN = const(56)
+_T_PAYLOAD_LARGE = const(57)
+_T_ACK_TYPE = const(58)
+_T_NO_FILTERS = const(59)
+_T_QOS3 = const(60)
+_T_RESERVED_TYPE = const(61)
+_T_FLAGS = const(62)
+_T_LENGTH_LONG = const(63)
+_T_CONNACK_LENGTH = const(64)
+_T_CONNACK_FLAGS = const(65)
+_T_CONNACK_RC = const(66)
+_T_CONNACK_PRESENT = const(67)
+_T_ACK_LENGTH = const(68)
+_T_PID_ZERO = const(69)
+_T_SUBACK_EMPTY = const(70)
+_T_SUBACK_RC = const(71)
+_T_PUBLISH_DUP = const(73)
+_T_PUBLISH_SHORT = const(74)
+_T_PUBLISH_PAST = const(75)
+_T_PUBLISH_TOPIC = const(76)
+
+# Which QoS, for _T_QOS
+_Q_PUBLISH = const(1)
+_Q_WILL = const(2)
+_Q_SUBSCRIPTION = const(3)
+
+# Which field, for _T_FIELD_*
+_F_CLIENT_ID = const(0)
+_F_USER = const(1)
+_F_PASSWORD = const(2)
+_F_WILL_PAYLOAD = const(3)
 
 
-def type_name(t):
-    """The name of a packet type, for messages (allocates: error path only)."""
-    if 0 < t < 15:
-        return _NAMES.split()[t]
-    return "reserved type %d" % t
+def _explain(e, with_name):
+    # Words for an error, built now (errors.py), or its numbers if errors.py is absent.
+    try:
+        from .errors import explain
+    except ImportError:
+        return "%s%r" % (type(e).__name__, e.args)
+    return explain(e, with_name)
+
+
+class MQTTError(Exception):
+    """The library's one exception: MQTTError(code, text, args...).
+
+    `code` is one of the ERR_* numbers of errors.py; `str(e)` says what went wrong and,
+    for protocol errors, which spec rule was broken.
+    """
+
+    @property
+    def code(self):
+        return self.args[0]
+
+    def __str__(self):
+        return _explain(self, False)
+
+    def __repr__(self):
+        return _explain(self, True)
+
+
+class ArgError(ValueError):
+    """A bad argument (a ValueError): ArgError(text, args...), worded as MQTTError."""
+
+    __str__ = MQTTError.__str__
+    __repr__ = MQTTError.__repr__
 
 
 # ---- encoding -------------------------------------------------------------------------
@@ -56,75 +126,59 @@ def type_name(t):
 
 def remaining_length_size(n):
     """Bytes the remaining length n takes in a fixed header [2.2.3]."""
-    if n < 128:
-        return 1
-    if n < 16384:
-        return 2
-    if n < 2097152:
-        return 3
-    return 4
+    return 1 + (n > 127) + (n > 16383) + (n > 2097151)
 
 
-def _put_remaining_length(buf, pos, n):
-    while True:
-        d = n & 0x7F
-        n >>= 7
-        if n:
-            buf[pos] = d | 0x80
-            pos += 1
-        else:
-            buf[pos] = d
-            return pos + 1
-
-
-def _start(buf, first, rl, what):
+def _start(buf, first, rl):
     # Check the size, then write the fixed header; returns where the body starts.
     need = 1 + remaining_length_size(rl) + rl
     if need > len(buf):
-        raise MQTTError(
-            ERR_PAYLOAD_SIZE,
-            "%s needs %d bytes but the buffer has %d" % (what, need, len(buf)),
-        )
+        raise MQTTError(_ERR_PAYLOAD_SIZE, _T_BUFFER, first >> 4, need, len(buf))
     buf[0] = first
-    return _put_remaining_length(buf, 1, rl)
+    return _put_length(buf, 1, rl)
 
 
-def _put_u16(buf, pos, v):
-    buf[pos] = v >> 8
-    buf[pos + 1] = v & 0xFF
-    return pos + 2
+def _put_length(buf, pos, n):
+    # The remaining length n as a variable length integer at buf[pos] [2.2.3]
+    while n > 127:
+        buf[pos] = n & 0x7F | 0x80
+        n >>= 7
+        pos += 1
+    buf[pos] = n
+    return pos + 1
 
 
-def _put_string(buf, pos, s):
-    # A length-prefixed string or binary field [1.5.3]
+def _put(buf, pos, s):
+    # A length-prefixed string or binary field [1.5.3]; an int s is a 2-byte integer.
+    if isinstance(s, int):
+        buf[pos] = s >> 8
+        buf[pos + 1] = s & 0xFF
+        return pos + 2
     n = len(s)
     buf[pos] = n >> 8
     buf[pos + 1] = n & 0xFF
-    pos += 2
-    buf[pos : pos + n] = s
-    return pos + n
+    buf[pos + 2 : pos + 2 + n] = s
+    return pos + 2 + n
 
 
-def _check_qos(qos, what, rule):
+def _check_qos(qos, rule):
     if qos != 0 and qos != 1 and qos != 2:
-        raise ValueError("%s QoS must be 0, 1 or 2, not %r [%s]" % (what, qos, rule))
+        raise ArgError(_T_QOS, qos, rule)
 
 
 def _check_pid(pid):
     if not 0 < pid <= 65535:
-        raise ValueError("packet id must be 1..65535, not %r [MQTT-2.3.1-1]" % (pid,))
+        raise ArgError(_T_PID, pid)
 
 
-def _check_field(s, what):
+def _check_field(s, what, utf8):
     if len(s) > 65535:
-        raise ValueError("%s is longer than 65535 bytes [1.5.3]" % what)
-
-
-def _check_utf8(s, what):
-    _check_field(s, what)
-    why = utf8_problem(s, 0, len(s))
-    if why:
-        raise ValueError("%s %s" % (what, why))
+        raise ArgError(_T_FIELD_LONG, what)
+    if utf8:
+        why = utf8_problem(s, 0, len(s))
+        if why:
+            raise ArgError(_T_FIELD_UTF8, what, why)
+    return 2 + len(s)
 
 
 def encode_connect(
@@ -138,57 +192,47 @@ def encode_connect(
     will_retain=False,
     username=None,
     password=None,
-    protocol=MQTTv311,
+    protocol=_MQTTv311,
 ):
-    """CONNECT [3.1]. Strings are bytes; protocol is MQTTv31 or MQTTv311."""
-    if protocol == MQTTv311:
+    """CONNECT [3.1]. Strings are bytes; protocol is MQTTv31 (3) or MQTTv311 (4)."""
+    if protocol == _MQTTv311:
         name = b"MQTT"
         if not client_id and not clean_session:
-            raise ValueError("an empty client id needs clean_session=True [MQTT-3.1.3-7]")
-    elif protocol == MQTTv31:
+            raise ArgError(_T_EMPTY_ID)
+    elif protocol == _MQTTv31:
         name = b"MQIsdp"
         if not client_id:
             # MQTT 3.1 allows 1 to 23 characters; longer ids are left to the broker,
             # which answers CONNACK 2 (many brokers accept them).
-            raise ValueError("MQTT 3.1 needs a non-empty client id (1 to 23 characters)")
+            raise ArgError(_T_EMPTY_ID_31)
     else:
-        raise ValueError("protocol must be MQTTv31 (3) or MQTTv311 (4), not %r" % (protocol,))
+        raise ArgError(_T_PROTOCOL_LEVEL, protocol)
     if not 0 <= keepalive <= 65535:
-        raise ValueError("keepalive must be 0..65535 seconds [3.1.2.10]")
-    _check_utf8(client_id, "client id")
-    rl = 2 + len(name) + 4 + 2 + len(client_id)
+        raise ArgError(_T_KEEPALIVE)
+    rl = 6 + len(name) + _check_field(client_id, _F_CLIENT_ID, True)
     flags = 0x02 if clean_session else 0
     if will_topic is not None:
         why = topic_problem(will_topic, 0, len(will_topic))
         if why:
-            raise ValueError("will topic " + why)
-        _check_qos(will_qos, "will", "MQTT-3.1.2-14")
-        _check_field(will_payload, "will payload")
-        rl += 4 + len(will_topic) + len(will_payload)
+            raise ArgError(_T_WILL_TOPIC, why)
+        _check_qos(will_qos, _Q_WILL)
+        rl += 2 + len(will_topic) + _check_field(will_payload, _F_WILL_PAYLOAD, False)
         flags |= 0x04 | will_qos << 3 | (0x20 if will_retain else 0)
     if username is not None:
-        _check_utf8(username, "user name")
-        rl += 2 + len(username)
+        rl += _check_field(username, _F_USER, True)
         flags |= 0x80
     if password is not None:
         if username is None:
-            raise ValueError("a password needs a user name [MQTT-3.1.2-22]")
-        _check_field(password, "password")
-        rl += 2 + len(password)
+            raise ArgError(_T_PASSWORD)
+        rl += _check_field(password, _F_PASSWORD, False)
         flags |= 0x40
-    pos = _start(buf, CONNECT << 4, rl, "CONNECT")
-    pos = _put_string(buf, pos, name)
+    pos = _put(buf, _start(buf, _CONNECT << 4, rl), name)
     buf[pos] = protocol
     buf[pos + 1] = flags
-    pos = _put_u16(buf, pos + 2, keepalive)
-    pos = _put_string(buf, pos, client_id)
-    if will_topic is not None:
-        pos = _put_string(buf, pos, will_topic)
-        pos = _put_string(buf, pos, will_payload)
-    if username is not None:
-        pos = _put_string(buf, pos, username)
-    if password is not None:
-        pos = _put_string(buf, pos, password)
+    pos = _put(buf, _put(buf, pos + 2, keepalive), client_id)
+    for s in (will_topic, will_payload if will_topic is not None else None, username, password):
+        if s is not None:
+            pos = _put(buf, pos, s)
     return pos
 
 
@@ -199,144 +243,95 @@ def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=
     header when it fits the buffer, or writes it straight from its own object.
     checked=True skips the topic checks, for a caller that validated this topic before.
     """
-    _check_qos(qos, "PUBLISH", "MQTT-3.3.1-4")
+    _check_qos(qos, _Q_PUBLISH)
     if qos:
         _check_pid(pid)
     elif dup:
-        raise ValueError("DUP must be 0 for QoS 0 [MQTT-3.3.1-2]")
+        raise ArgError(_T_DUP_QOS0)
     if not checked:
         why = topic_problem(topic, 0, len(topic))
         if why:
-            raise ValueError("topic " + why)
+            raise ArgError(_T_TOPIC, why)
     if payload_len < 0:
-        raise ValueError("payload length must be >= 0")
+        raise ArgError(_T_PAYLOAD_LEN)
     head = 2 + len(topic) + (2 if qos else 0)
     rl = head + payload_len
-    if rl > MAX_REMAINING_LENGTH:
-        raise ValueError("payload too large: PUBLISH may hold at most 268435455 bytes [2.2.3]")
-    first = PUBLISH << 4 | qos << 1
-    if dup:
-        first |= 0x08
-    if retain:
-        first |= 0x01
+    if rl > _MAX_REMAINING_LENGTH:
+        raise ArgError(_T_PAYLOAD_LARGE)
     need = 1 + remaining_length_size(rl) + head
     if need > len(buf):
-        raise MQTTError(
-            ERR_PAYLOAD_SIZE,
-            "PUBLISH header needs %d bytes but the buffer has %d" % (need, len(buf)),
-        )
-    buf[0] = first
-    pos = _put_remaining_length(buf, 1, rl)
-    pos = _put_string(buf, pos, topic)
-    if qos:
-        pos = _put_u16(buf, pos, pid)
-    return pos
+        raise MQTTError(_ERR_PAYLOAD_SIZE, _T_BUFFER, _PUBLISH, need, len(buf))
+    # The payload need not fit the buffer (it may go out from the caller's object)
+    buf[0] = _PUBLISH << 4 | qos << 1 | (8 if dup else 0) | (1 if retain else 0)
+    pos = _put(buf, _put_length(buf, 1, rl), topic)
+    return _put(buf, pos, pid) if qos else pos
 
 
 def encode_ack(buf, ptype, pid):
     """PUBACK, PUBREC, PUBREL, PUBCOMP [3.4-3.7] (or a broker's UNSUBACK): 4 bytes."""
-    if (ptype < PUBACK or ptype > PUBCOMP) and ptype != UNSUBACK:
-        raise ValueError("encode_ack is for PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK")
+    if (ptype < _PUBACK or ptype > _PUBCOMP) and ptype != _UNSUBACK:
+        raise ArgError(_T_ACK_TYPE)
     _check_pid(pid)
-    if len(buf) < 4:
-        raise MQTTError(ERR_PAYLOAD_SIZE, "an ack needs 4 bytes")
     # PUBREL's reserved flags are 0010 [MQTT-3.6.1-1]
-    buf[0] = ptype << 4 | (0x02 if ptype == PUBREL else 0)
-    buf[1] = 2
-    buf[2] = pid >> 8
-    buf[3] = pid & 0xFF
-    return 4
+    return _put(buf, _start(buf, ptype << 4 | (2 if ptype == _PUBREL else 0), 2), pid)
 
 
 def encode_subscribe(buf, pid, filters):
     """SUBSCRIBE [3.8] of one or more (filter bytes, qos) pairs, in one packet."""
-    _check_pid(pid)
-    if not filters:
-        raise ValueError("SUBSCRIBE needs at least one topic filter [MQTT-3.8.3-3]")
-    rl = 2
-    for f, qos in filters:
-        why = filter_problem(f)
-        if why:
-            raise ValueError("topic filter " + why)
-        _check_qos(qos, "subscription", "MQTT-3.8.3-4")
-        rl += 3 + len(f)
-    # SUBSCRIBE's reserved flags are 0010 [MQTT-3.8.1-1]
-    pos = _start(buf, SUBSCRIBE << 4 | 0x02, rl, "SUBSCRIBE")
-    pos = _put_u16(buf, pos, pid)
-    for f, qos in filters:
-        pos = _put_string(buf, pos, f)
-        buf[pos] = qos
-        pos += 1
-    return pos
+    return _subscribe(buf, pid, filters, _SUBSCRIBE)
 
 
 def encode_unsubscribe(buf, pid, filters):
     """UNSUBSCRIBE [3.10] of one or more filters (bytes), in one packet."""
+    return _subscribe(buf, pid, filters, _UNSUBSCRIBE)
+
+
+def _subscribe(buf, pid, filters, t):
     _check_pid(pid)
     if not filters:
-        raise ValueError("UNSUBSCRIBE needs at least one topic filter [MQTT-3.10.3-2]")
+        # [MQTT-3.8.3-3], [MQTT-3.10.3-2]
+        raise ArgError(_T_NO_FILTERS, t)
     rl = 2
     for f in filters:
+        if t == _SUBSCRIBE:
+            _check_qos(f[1], _Q_SUBSCRIPTION)
+            f = f[0]
+            rl += 1
         why = filter_problem(f)
         if why:
-            raise ValueError("topic filter " + why)
+            raise ArgError(_T_FILTER, why)
         rl += 2 + len(f)
-    # UNSUBSCRIBE's reserved flags are 0010 [MQTT-3.10.1-1]
-    pos = _start(buf, UNSUBSCRIBE << 4 | 0x02, rl, "UNSUBSCRIBE")
-    pos = _put_u16(buf, pos, pid)
+    # SUBSCRIBE's and UNSUBSCRIBE's reserved flags are 0010 [MQTT-3.8.1-1, 3.10.1-1]
+    pos = _put(buf, _start(buf, t << 4 | 2, rl), pid)
     for f in filters:
-        pos = _put_string(buf, pos, f)
+        if t == _SUBSCRIBE:
+            pos = _put(buf, pos, f[0])
+            buf[pos] = f[1]
+            pos += 1
+        else:
+            pos = _put(buf, pos, f)
     return pos
-
-
-def encode_pingreq(buf):
-    """PINGREQ [3.12]: 2 bytes."""
-    return _start(buf, PINGREQ << 4, 0, "PINGREQ")
-
-
-def encode_disconnect(buf):
-    """DISCONNECT [3.14]: 2 bytes."""
-    return _start(buf, DISCONNECT << 4, 0, "DISCONNECT")
 
 
 # ---- decoding -------------------------------------------------------------------------
 
 
-def _bad(msg):
-    return MQTTError(ERR_PROTOCOL, msg)
+def _bad(text, a=None, b=None):
+    return MQTTError(_ERR_PROTOCOL, text, a, b)
 
 
 def packet_type(first):
     """The type of a packet sent to a client, from its first byte, flags checked [2.2]."""
     t = first >> 4
     flags = first & 0x0F
-    if t == PUBLISH:
+    if t == _PUBLISH:
         if flags & 0x06 == 0x06:
-            raise _bad("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
-        return t
-    if t == 0 or t == 15:
-        raise _bad("reserved packet type %d [2.2.1]" % t)
-    if t == PUBREL or t == SUBSCRIBE or t == UNSUBSCRIBE:
-        if flags != 0x02:
-            raise _bad("%s flags must be 0010, not %d [MQTT-2.2.2-1]" % (type_name(t), flags))
-    elif flags:
-        raise _bad("%s flags must be 0000, not %d [MQTT-2.2.2-1]" % (type_name(t), flags))
+            raise _bad(_T_QOS3)
+    elif t == 0 or t == 15:
+        raise _bad(_T_RESERVED_TYPE, t)
+    elif flags != (2 if t == _PUBREL or t == _SUBSCRIBE or t == _UNSUBSCRIBE else 0):
+        raise _bad(_T_FLAGS, t, flags)  # [MQTT-2.2.2-1]
     return t
-
-
-def header_size(mv, pos, end):
-    """Bytes in the fixed header starting at mv[pos], or -1 if mv[pos:end] holds less.
-
-    Raises MQTTError if the remaining length runs past 4 bytes [2.2.3].
-    """
-    i = pos + 1
-    while i < end:
-        if not mv[i] & 0x80:
-            return i - pos + 1
-        i += 1
-        if i - pos > 4:
-            raise _bad("remaining length longer than 4 bytes [2.2.3]")
-    return -1
 
 
 def remaining_length(mv, pos, end):
@@ -355,56 +350,47 @@ def remaining_length(mv, pos, end):
         shift += 7
         i += 1
         if i - pos == 4:
-            raise _bad("remaining length longer than 4 bytes [2.2.3]")
+            raise _bad(_T_LENGTH_LONG)
     return -1
 
 
 def decode_connack(first, mv, pos, rl):
     """CONNACK [3.2]: the return code. Session present is mv[pos] & 1 [3.2.2.2]."""
     if rl != 2:
-        raise _bad("CONNACK remaining length must be 2, not %d [3.2.1]" % rl)
+        raise _bad(_T_CONNACK_LENGTH, rl)
     flags = mv[pos]
     rc = mv[pos + 1]
     if flags & 0xFE:
-        raise _bad("CONNACK reserved flag bits set: %d [3.2.2.1]" % flags)
+        raise _bad(_T_CONNACK_FLAGS, flags)
     if rc > 5:
-        raise _bad("CONNACK return code %d is reserved [3.2.2.3]" % rc)
+        raise _bad(_T_CONNACK_RC, rc)
     if rc and flags:
-        raise _bad("CONNACK refused with session present set [MQTT-3.2.2-4]")
+        raise _bad(_T_CONNACK_PRESENT)
     return rc
 
 
 def decode_ack(first, mv, pos, rl):
     """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK [3.4-3.7, 3.11]: the packet id."""
     if rl != 2:
-        t = first >> 4
-        section = "3.11.1" if t == UNSUBACK else "3.%d.1" % t  # PUBACK 3.4.1 .. PUBCOMP 3.7.1
-        raise _bad("%s remaining length must be 2, not %d [%s]" % (type_name(t), rl, section))
+        raise _bad(_T_ACK_LENGTH, first >> 4, rl)
     pid = mv[pos] << 8 | mv[pos + 1]
     if pid == 0:
-        raise _bad("%s with packet id 0 [MQTT-2.3.1-1]" % type_name(first >> 4))
+        raise _bad(_T_PID_ZERO, first >> 4)
     return pid
 
 
 def decode_suback(first, mv, pos, rl):
     """SUBACK [3.9]: the packet id; return codes are mv[pos+2:pos+rl]."""
     if rl < 3:
-        raise _bad("SUBACK without a return code [3.9.3]")
+        raise _bad(_T_SUBACK_EMPTY)
     pid = mv[pos] << 8 | mv[pos + 1]
     if pid == 0:
-        raise _bad("SUBACK with packet id 0 [MQTT-2.3.1-1]")
+        raise _bad(_T_PID_ZERO, first >> 4)
     for i in range(pos + 2, pos + rl):
         c = mv[i]
         if c > 2 and c != 0x80:
-            raise _bad("SUBACK return code %d is reserved [MQTT-3.9.3-2]" % c)
+            raise _bad(_T_SUBACK_RC, c)
     return pid
-
-
-def decode_pingresp(first, mv, pos, rl):
-    """PINGRESP [3.13]: no body."""
-    if rl:
-        raise _bad("PINGRESP remaining length must be 0, not %d [3.13]" % rl)
-    return 0
 
 
 def decode_publish(first, mv, pos, rl):
@@ -413,21 +399,21 @@ def decode_publish(first, mv, pos, rl):
     The topic is mv[pos+2 : pos+2+n] with n = mv[pos] << 8 | mv[pos+1]; at QoS 1 and 2
     the packet id is the two bytes just before the payload.
     """
-    qos = (first >> 1) & 0x03
+    qos = first >> 1 & 3
     if qos == 3:
-        raise _bad("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
+        raise _bad(_T_QOS3)
     if qos == 0 and first & 0x08:
-        raise _bad("PUBLISH with DUP set at QoS 0 [MQTT-3.3.1-2]")
+        raise _bad(_T_PUBLISH_DUP)
     if rl < 2:
-        raise _bad("PUBLISH too short for its topic length [3.3.2]")
+        raise _bad(_T_PUBLISH_SHORT)
     n = mv[pos] << 8 | mv[pos + 1]
     start = pos + 2
     payload = start + n + (2 if qos else 0)
     if payload > pos + rl:
-        raise _bad("PUBLISH topic and packet id run past the remaining length [3.3.2]")
+        raise _bad(_T_PUBLISH_PAST)
     why = topic_problem(mv, start, start + n)
     if why:
-        raise _bad("PUBLISH topic " + why)
+        raise _bad(_T_PUBLISH_TOPIC, why)
     if qos and mv[payload - 2] == 0 and mv[payload - 1] == 0:
-        raise _bad("PUBLISH with packet id 0 [MQTT-2.3.1-1]")
+        raise _bad(_T_PID_ZERO, _PUBLISH)
     return payload

@@ -1166,5 +1166,7 @@ def _filter(t):
     f = t.encode() if isinstance(t, str) else bytes(t)
     why = filter_problem(f)
     if why:
-        raise ValueError("Invalid subscription filter: %r %s" % (t, why))
+        from .errors import REASONS
+
+        raise ValueError("Invalid subscription filter: %r %s" % (t, REASONS[why]))
     return f

@@ -18,9 +18,11 @@ except ImportError:  # CPython: the host port runs the same file
     def const(x):
         return x
 
-from .client import BREAK_LOOP, LOG_WARNING, RECOVERED
+from .client import BREAK_LOOP, RECOVERED
 
 _STEP_MS = const(100)  # sleep slices, so disconnect() stops a blocking wait soon
+_LOG_WARNING = const(4)
+_T_GIVING_UP = const(36)
 
 
 def _random16():
@@ -88,7 +90,7 @@ class ReconnectPolicy:
             if client._stopped:
                 return self._end(BREAK_LOOP)  # disconnect() was called
             if self._exhausted(port, now):
-                client._log(LOG_WARNING, "reconnect: giving up after %d attempts" % self.attempts)
+                client._log(_LOG_WARNING, _T_GIVING_UP, self.attempts)
                 self.given_up = True
                 return self._end(BREAK_LOOP)
             wait = port.ticks_diff(self._next, now)

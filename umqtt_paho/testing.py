@@ -64,9 +64,25 @@ except ImportError:  # pragma: no cover  (a port without errno)
     _ECONNRESET = 104
 
 from . import packet as _pk
+from .errors import type_name as _type_name
 from .topic import matches as _matches
 
 __all__ = ("FakeClock", "FakePort", "Broker", "Message", "Session", "Link")
+
+_CONNECT = 1
+_CONNACK = 2
+_PUBLISH = 3
+_PUBACK = 4
+_PUBREC = 5
+_PUBREL = 6
+_PUBCOMP = 7
+_SUBSCRIBE = 8
+_SUBACK = 9
+_UNSUBSCRIBE = 10
+_UNSUBACK = 11
+_PINGREQ = 12
+_PINGRESP = 13
+_DISCONNECT = 14
 
 _PERIOD = 1 << 30  # MicroPython's ticks period
 _HALF = 1 << 29
@@ -379,13 +395,13 @@ class Broker:
         end = len(buf)
         while start < end:
             try:
-                hs = _pk.header_size(buf, start, end)
+                rl = _pk.remaining_length(buf, start + 1, end)
             except Exception as e:
                 self._error(link, "malformed remaining length: %r" % (e,))
                 return
-            if hs < 0:
+            if rl < 0:
                 break
-            rl = _pk.remaining_length(buf, start + 1, end)
+            hs = 1 + _pk.remaining_length_size(rl)
             if start + hs + rl > end:
                 break
             first = buf[start]
@@ -396,7 +412,7 @@ class Broker:
             try:
                 self._packet(link, first, body)
             except Exception as e:  # malformed: as a broker, close the link
-                self._error(link, "malformed %s: %r" % (_pk.type_name(first >> 4), e))
+                self._error(link, "malformed %s: %r" % (_type_name(first >> 4), e))
                 return
         link._out = buf[start:]
 
@@ -409,39 +425,39 @@ class Broker:
         t = first >> 4
         s = link.session
         cid = s.client_id if s is not None else None
-        if s is None and t != _pk.CONNECT:
-            self._error(link, "first packet is %s, not CONNECT [MQTT-3.1.0-1]" % _pk.type_name(t))
+        if s is None and t != _CONNECT:
+            self._error(link, "first packet is %s, not CONNECT [MQTT-3.1.0-1]" % _type_name(t))
             return
         if s is not None:
             s.last_seen = self.clock.now
-        if t == _pk.CONNECT:
+        if t == _CONNECT:
             if s is not None:
                 self._error(link, "a second CONNECT [MQTT-3.1.0-2]")
                 return
             self._connect(link, body)
-        elif t == _pk.PUBLISH:
+        elif t == _PUBLISH:
             self._on_publish(link, s, first, body)
-        elif t == _pk.PUBACK:
+        elif t == _PUBACK:
             self.packets.append((cid, "PUBACK", _u16(body, 0)))
             self._outbound_ack(s, _u16(body, 0), "PUBACK")
-        elif t == _pk.PUBREC:
+        elif t == _PUBREC:
             pid = _u16(body, 0)
             self.packets.append((cid, "PUBREC", pid))
             if self._outbound_ack(s, pid, "PUBREC"):
-                link._send(_ack(_pk.PUBREL, pid))
-        elif t == _pk.PUBREL:
+                link._send(_ack(_PUBREL, pid))
+        elif t == _PUBREL:
             pid = _u16(body, 0)
             self.packets.append((cid, "PUBREL", pid))
             if pid in s.in_qos2:
                 s.in_qos2.remove(pid)
             if self.pubcomp:
-                link._send(_ack(_pk.PUBCOMP, pid))
-        elif t == _pk.PUBCOMP:
+                link._send(_ack(_PUBCOMP, pid))
+        elif t == _PUBCOMP:
             self.packets.append((cid, "PUBCOMP", _u16(body, 0)))
             self._outbound_ack(s, _u16(body, 0), "PUBCOMP")
-        elif t == _pk.SUBSCRIBE:
+        elif t == _SUBSCRIBE:
             self._subscribe(link, s, body)
-        elif t == _pk.UNSUBSCRIBE:
+        elif t == _UNSUBSCRIBE:
             pid = _u16(body, 0)
             filters = []
             pos = 2
@@ -450,18 +466,18 @@ class Broker:
                 filters.append(_s(f))
                 s.subscriptions.pop(_s(f), None)
             self.packets.append((cid, "UNSUBSCRIBE", (pid, filters)))
-            link._send(_ack(_pk.UNSUBACK, pid))
-        elif t == _pk.PINGREQ:
+            link._send(_ack(_UNSUBACK, pid))
+        elif t == _PINGREQ:
             self.packets.append((cid, "PINGREQ", None))
             if self.pingresp:
-                link._send(bytes((_pk.PINGRESP << 4, 0)))
-        elif t == _pk.DISCONNECT:
+                link._send(bytes((_PINGRESP << 4, 0)))
+        elif t == _DISCONNECT:
             self.packets.append((cid, "DISCONNECT", None))
             s.will = None  # [MQTT-3.1.2-10]
             self._gone(link, False)
             link.state = "eof"
         else:
-            self._error(link, "a client must not send %s" % _pk.type_name(t))
+            self._error(link, "a client must not send %s" % _type_name(t))
 
     def _connect(self, link, body):
         pos = 0
@@ -504,7 +520,7 @@ class Broker:
             ):
                 rc = 4
         if rc:
-            link._send(bytes((_pk.CONNACK << 4, 2, 0, rc)))
+            link._send(bytes((_CONNACK << 4, 2, 0, rc)))
             link.state = "eof"  # the broker closes after a refusal [MQTT-3.2.2-5]
             return
         old = self.sessions.get(cid)
@@ -525,13 +541,13 @@ class Broker:
         s.keepalive_ms = keepalive * 1000
         s.last_seen = self.clock.now
         link.session = s
-        link._send(bytes((_pk.CONNACK << 4, 2, 1 if present else 0, 0)))
+        link._send(bytes((_CONNACK << 4, 2, 1 if present else 0, 0)))
         if present:
             # Unacknowledged messages first, in order, then what was queued [4.4].
             for pid in sorted(s.out):
                 m, qos, state = s.out[pid]
                 if state == "PUBCOMP":
-                    link._send(_ack(_pk.PUBREL, pid))
+                    link._send(_ack(_PUBREL, pid))
                 else:
                     link._send(_publish(m, qos, False, True, pid))
             queue = s.queue
@@ -562,13 +578,13 @@ class Broker:
         self.packets.append((s.client_id, "PUBLISH", m))
         if qos == 1:
             if self.puback:
-                link._send(_ack(_pk.PUBACK, pid))
+                link._send(_ack(_PUBACK, pid))
         elif qos == 2:
             first_time = pid not in s.in_qos2
             if first_time:
                 s.in_qos2.append(pid)
             if self.pubrec:
-                link._send(_ack(_pk.PUBREC, pid))
+                link._send(_ack(_PUBREC, pid))
             if not first_time:
                 return  # already forwarded [MQTT-4.3.3-2]
         self._route(m)
@@ -588,7 +604,7 @@ class Broker:
             if code != 0x80:
                 s.subscriptions[f] = code
             codes.append(code)
-        link._send(_header(_pk.SUBACK << 4, 2 + len(codes)) + _u16b(pid) + bytes(codes))
+        link._send(_header(_SUBACK << 4, 2 + len(codes)) + _u16b(pid) + bytes(codes))
         # Retained messages matching each new subscription, retain flag set [MQTT-3.3.1-6]
         for i in range(len(asked)):
             code = codes[i]

@@ -2,9 +2,9 @@
 #
 # Everything here works on bytes-like objects with explicit start/end offsets, so the
 # client can check and match a topic that sits inside its receive buffer without copying
-# it. The checks return a reason string (a constant: no allocation) or None, and the
-# caller raises the error that fits whose fault it is: ValueError for our caller,
-# MQTTError for the broker.
+# it. The checks return None or a small reason number (errors.py words it), and the caller
+# raises the error that fits whose fault it is: ValueError for our caller, MQTTError for
+# the broker.
 
 try:
     from micropython import const
@@ -17,6 +17,16 @@ _PLUS = const(0x2B)
 _HASH = const(0x23)
 _DOLLAR = const(0x24)
 
+# Reasons (errors.py REASONS has their words)
+_R_EMPTY = const(1)  # [MQTT-4.7.3-1]
+_R_LONG = const(2)  # [MQTT-4.7.3-3]
+_R_WILDCARD = const(3)  # [MQTT-3.3.2-2]
+_R_HASH = const(4)  # [MQTT-4.7.1-2]
+_R_PLUS = const(5)  # [MQTT-4.7.1-3]
+_R_NUL = const(6)  # [MQTT-1.5.3-2]
+_R_UTF8 = const(7)  # [MQTT-1.5.3-1]
+_R_UTF8_END = const(8)  # [MQTT-1.5.3-1]
+
 
 def utf8_problem(b, i, end):
     """None if b[i:end] is well-formed UTF-8 as MQTT requires, else the reason.
@@ -28,7 +38,7 @@ def utf8_problem(b, i, end):
         c = b[i]
         if c < 0x80:
             if c == 0:
-                return "contains U+0000 [MQTT-1.5.3-2]"
+                return _R_NUL
             i += 1
             continue
         lo = 0x80
@@ -48,18 +58,18 @@ def utf8_problem(b, i, end):
             elif c == 0xF4:
                 hi = 0x8F  # above U+10FFFF
         else:
-            return "is not well-formed UTF-8 [MQTT-1.5.3-1]"
+            return _R_UTF8
         if i + n >= end:
-            return "ends inside a UTF-8 sequence [MQTT-1.5.3-1]"
+            return _R_UTF8_END
         c = b[i + 1]
         if c < lo or c > hi:
-            return "is not well-formed UTF-8 [MQTT-1.5.3-1]"
+            return _R_UTF8
         j = i + 2
         i += n + 1
         while j < i:
             c = b[j]
             if c < 0x80 or c > 0xBF:
-                return "is not well-formed UTF-8 [MQTT-1.5.3-1]"
+                return _R_UTF8
             j += 1
     return None
 
@@ -68,14 +78,14 @@ def topic_problem(t, start, end):
     """None if t[start:end] is a valid topic name to publish to, else the reason."""
     n = end - start
     if n <= 0:
-        return "must be at least one character long [MQTT-4.7.3-1]"
+        return _R_EMPTY
     if n > 65535:
-        return "is longer than 65535 bytes [MQTT-4.7.3-3]"
+        return _R_LONG
     i = start
     while i < end:
         c = t[i]
         if c == _PLUS or c == _HASH:
-            return "must not contain the wildcards + or # [MQTT-3.3.2-2]"
+            return _R_WILDCARD
         i += 1
     return utf8_problem(t, start, end)
 
@@ -84,20 +94,20 @@ def filter_problem(f):
     """None if the bytes f are a valid topic filter to subscribe to, else the reason."""
     n = len(f)
     if n == 0:
-        return "must be at least one character long [MQTT-4.7.3-1]"
+        return _R_EMPTY
     if n > 65535:
-        return "is longer than 65535 bytes [MQTT-4.7.3-3]"
+        return _R_LONG
     i = 0
     while i < n:
         c = f[i]
         if c == _HASH:
             # '#' only as the whole last level [MQTT-4.7.1-2]
             if i != n - 1 or (i > 0 and f[i - 1] != _SLASH):
-                return "has '#' other than as the whole last level [MQTT-4.7.1-2]"
+                return _R_HASH
         elif c == _PLUS:
             # '+' only as a whole level [MQTT-4.7.1-3]
             if (i > 0 and f[i - 1] != _SLASH) or (i < n - 1 and f[i + 1] != _SLASH):
-                return "has '+' other than as a whole level [MQTT-4.7.1-3]"
+                return _R_PLUS
         i += 1
     return utf8_problem(f, 0, n)
 

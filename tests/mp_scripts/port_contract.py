@@ -124,8 +124,11 @@ gc.enable()
 emit("alloc", roundtrip_bytes=a1 - a0, idle_bytes=a2 - a1, echoed=bytes(inb) == bytes(out))
 net.close()
 
-# -- Signal: a wait returns at once after notify(), else after its timeout
-s = P.Signal()
+# -- the loop thread's Signal on this port (umqtt_paho/threadloop.py: MicroPython ports
+#    have none of their own): a wait returns at once after notify(), else after its timeout
+from umqtt_paho.threadloop import _PollSignal
+
+s = _PollSignal(P)
 g = s.gen
 t = time.ticks_ms()
 s.wait(g, 50)

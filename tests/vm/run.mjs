@@ -3,7 +3,7 @@
 // the .mpy files that tools/build.py produced - never the .py sources.
 //
 //   node tests/vm/run.mjs --vm .../micropython.mjs --lib BUILD/wasm \
-//       --file tests/test_packet.py --file tests/servercodec.py --module test_packet \
+//       --file tests/test_packet.py --module test_packet \
 //       [--test NAME ...] [--list] [--heapsize BYTES]
 //
 // --lib DIR    the folder holding the built umqtt_paho/ tree; only its .mpy files are

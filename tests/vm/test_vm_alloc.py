@@ -11,7 +11,7 @@
 #
 # No test_* functions here: this module has nothing for pytest on CPython to run.
 
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 
 from vmport import VMPort
 

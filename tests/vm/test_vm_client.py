@@ -8,7 +8,7 @@
 
 from umqtt_paho import BREAK_LOOP, Client, MQTTError
 from umqtt_paho import errors as E
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 
 from vmport import VMPort, connected_client
 

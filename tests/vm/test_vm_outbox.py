@@ -10,7 +10,7 @@
 
 import sys
 
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 from umqtt_paho.errors import ERR_QUEUE_SIZE, MQTTError
 from umqtt_paho.outbox import DROP_NEWEST, DROP_OLDEST, RAISE, RECORD_HEADER, Outbox
 

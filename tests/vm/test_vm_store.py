@@ -27,7 +27,7 @@ from binascii import crc32
 
 from umqtt_paho import Client, MQTTError
 from umqtt_paho import errors as E
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 from umqtt_paho.flashlog import FlashLog
 from umqtt_paho.outbox import DROP_NEWEST, DROP_OLDEST, RAISE, Outbox
 
@@ -630,7 +630,7 @@ def test_check_flash_workloads():
             assert logged - len(c.store) == sent  # each acknowledged in the log
         else:
             assert abs(logged - len(c.store) - sent) <= 5
-        assert c._behind or c.outbox.unsent  # still messages to send
+        assert c._fwd.behind or c.outbox.unsent  # still messages to send
         first = publishes(port)  # the burst of connect(), recorded
         assert len(first) == 4 and [m["dup"] for m in first] == [True] * 4
         assert [m["pid"] for m in first] == [1, 2, 3, 4]
@@ -638,7 +638,7 @@ def test_check_flash_workloads():
     c, port, before, queued = _run(_flash_idle_behind(20))
     ob = c.outbox
     assert port.broker.counts[pk.PUBLISH] == before[0] == ob.count  # all sent, none acked
-    assert ob.unsent == 0 and not ob.has_room(len(TOPIC), len(BIG)) and c._behind
+    assert ob.unsent == 0 and not ob.has_room(len(TOPIC), len(BIG)) and c._fwd.behind
     assert c.pending() == 100
     for name in ("m_offline", "m_live", "m_reset1", "m_reset2", "m_idle"):
         _clear(BASE + name)

@@ -1,6 +1,6 @@
 # An in-memory port for the MicroPython VM tests: a fake clock, no threads, and a
 # Network whose other end is a small MQTT broker written in Python that speaks the real
-# protocol (framing with umqtt_paho.packet, decoding with tests/servercodec.py).
+# protocol (framing with umqtt_paho.packet, decoding with umqtt_paho/servercodec.py).
 #
 # The port contract is that of ports/cpython.py (Network().open/read_into/write/close,
 # ticks_ms/ticks_diff/ticks_add/sleep_ms, thread_id, start_thread = None). It runs on
@@ -37,13 +37,9 @@ except ImportError:  # pragma: no cover
     _ECONNRESET = 104
     _EBADF = 9
 
-from umqtt_paho import packet as pk
+from umqtt_paho import servercodec as pk
 from umqtt_paho.topic import matches
-
-try:
-    import servercodec
-except ImportError:  # CPython from the repository root
-    from tests import servercodec
+from umqtt_paho import servercodec
 
 
 class Link:

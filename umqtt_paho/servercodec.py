@@ -1,4 +1,5 @@
-# The broker half of the MQTT 3.1 / 3.1.1 codec, for tests only.
+# The broker half of the MQTT 3.1 / 3.1.1 codec, for tests and fake brokers (the
+# tests' scripted broker, umqtt_paho.testing): host-side, never copied to a board.
 #
 # umqtt_paho/packet.py holds what a client needs: encoders for what a client sends and
 # decoders for what it receives. This module adds the other half, so tests (and the
@@ -30,44 +31,43 @@
 #
 # This file is loaded by MicroPython too: no f-strings, no typing, no dataclasses.
 
-from umqtt_paho.errors import ERR_PAYLOAD_SIZE, ERR_PROTOCOL, MQTTError
-from umqtt_paho.packet import (  # noqa: F401  (re-exported for the fake broker)
-    CONNACK,
-    CONNECT,
-    DISCONNECT,
-    MAX_REMAINING_LENGTH,
-    PINGREQ,
-    PINGRESP,
-    PUBACK,
-    PUBCOMP,
-    PUBLISH,
-    PUBREC,
-    PUBREL,
-    SUBACK,
-    SUBSCRIBE,
-    UNSUBACK,
-    UNSUBSCRIBE,
-    MQTTv31,
-    MQTTv311,
+from .errors import ERR_PAYLOAD_SIZE, ERR_PROTOCOL, REASONS, MQTTError, type_name  # noqa: F401
+from .packet import (  # noqa: F401  (re-exported: tests and fake brokers use one module)
     decode_ack,
     decode_connack,
-    decode_pingresp,
     decode_publish,
     decode_suback,
     encode_ack,
     encode_connect,
-    encode_disconnect,
-    encode_pingreq,
     encode_publish,
     encode_subscribe,
     encode_unsubscribe,
-    header_size,
     packet_type,
     remaining_length,
     remaining_length_size,
-    type_name,
 )
-from umqtt_paho.topic import filter_problem, topic_problem, utf8_problem
+from .topic import filter_problem, topic_problem, utf8_problem
+
+# Control packet types [MQTT-2.2.1] (the client codec keeps them private: no RAM)
+CONNECT = 1
+CONNACK = 2
+PUBLISH = 3
+PUBACK = 4
+PUBREC = 5
+PUBREL = 6
+PUBCOMP = 7
+SUBSCRIBE = 8
+SUBACK = 9
+UNSUBSCRIBE = 10
+UNSUBACK = 11
+PINGREQ = 12
+PINGRESP = 13
+DISCONNECT = 14
+
+MQTTv31 = 3  # protocol level of MQTT 3.1 ("MQIsdp")
+MQTTv311 = 4  # protocol level of MQTT 3.1.1 ("MQTT")
+
+MAX_REMAINING_LENGTH = 268435455  # 4 bytes of variable length integer [2.2.3]
 
 SUBACK_FAILURE = 0x80  # SUBACK return code: subscription refused [3.9.3]
 
@@ -159,6 +159,32 @@ def encode_unsuback(buf, pid):
     return encode_ack(buf, UNSUBACK, pid)
 
 
+def header_size(mv, pos, end):
+    """Bytes in the fixed header starting at mv[pos], or -1 if mv[pos:end] holds less.
+
+    Raises MQTTError if the remaining length runs past 4 bytes [2.2.3].
+    """
+    rl = remaining_length(mv, pos + 1, end)
+    return -1 if rl < 0 else 1 + remaining_length_size(rl)
+
+
+def encode_pingreq(buf):
+    """PINGREQ [3.12]: 2 bytes."""
+    return encode_fixed_header(buf, PINGREQ << 4, 0, "PINGREQ")
+
+
+def encode_disconnect(buf):
+    """DISCONNECT [3.14]: 2 bytes."""
+    return encode_fixed_header(buf, DISCONNECT << 4, 0, "DISCONNECT")
+
+
+def decode_pingresp(first, mv, pos, rl):
+    """PINGRESP [3.13]: no body."""
+    if rl:
+        raise _bad("PINGRESP remaining length must be 0, not %d [3.13]" % rl)
+    return 0
+
+
 def encode_pingresp(buf):
     """PINGRESP [3.13]: 2 bytes."""
     return encode_fixed_header(buf, PINGRESP << 4, 0, "PINGRESP")
@@ -220,7 +246,7 @@ def _utf8_field(mv, pos, end, what):
     start, stop = _field(mv, pos, end, what)
     why = utf8_problem(mv, start, stop)
     if why:
-        raise _bad("%s %s" % (what, why))
+        raise _bad("%s %s" % (what, REASONS[why]))
     return start, stop
 
 
@@ -274,7 +300,7 @@ def decode_connect(first, mv, pos, rl):
         s, e = _field(mv, pos, end, "CONNECT will topic")
         why = topic_problem(mv, s, e)
         if why:
-            raise _bad("CONNECT will topic " + why)
+            raise _bad("CONNECT will topic " + REASONS[why])
         will_topic = bytes(mv[s:e])
         s, e = _field(mv, e, end, "CONNECT will message")
         will_payload = bytes(mv[s:e])
@@ -320,7 +346,7 @@ def _filter(mv, pos, end, what):
     f = bytes(mv[s:e])
     why = filter_problem(f)
     if why:
-        raise _bad(what + " " + why)
+        raise _bad(what + " " + REASONS[why])
     return f, e
 
 
