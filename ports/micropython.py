@@ -44,10 +44,7 @@ import errno
 import socket
 import time
 
-try:
-    import select
-except ImportError:  # MicroPython before 1.20 called it uselect
-    import uselect as select
+import select
 
 try:
     import _thread
@@ -61,7 +58,7 @@ _POLLOUT = const(0x0004)
 _POLLERR = const(0x0008)
 _POLLHUP = const(0x0010)
 _POLLNVAL = const(0x0020)
-_IPPROTO_TCP = const(6)
+_IPPROTO_TCP = const(6)  # the same number on every stack, named or not
 _TCP_NODELAY = const(1)
 
 ticks_ms = time.ticks_ms
@@ -76,16 +73,10 @@ sleep_ms = time.sleep_ms
 if _thread is not None:
     allocate_lock = _thread.allocate_lock
     thread_id = _thread.get_ident
-
-    def start_thread(fn, args):
-        _thread.start_new_thread(fn, args)
-
+    start_thread = _thread.start_new_thread  # (fn, args)
 else:
     allocate_lock = None  # only asked for where start_thread exists
-
-    def thread_id():
-        return 0
-
+    thread_id = int  # int() is 0: the one thread
     start_thread = None
 
 
@@ -119,15 +110,12 @@ class Network:
         self.sock = None
         self._rpoll = None
         self._wpoll = None
-        self._probe = None
 
     def open(self, host, port, ssl_ctx, timeout_ms):
         deadline = ticks_add(ticks_ms(), timeout_ms)
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        self._probe = bytearray(1)
         err = None
         sock = None
-        for ai in infos:
+        for ai in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0:
                 break
@@ -148,11 +136,7 @@ class Network:
             raise err
         # One PUBLISH is one write: don't let Nagle hold it back for a delayed ACK.
         try:
-            sock.setsockopt(
-                getattr(socket, "IPPROTO_TCP", _IPPROTO_TCP),
-                getattr(socket, "TCP_NODELAY", _TCP_NODELAY),
-                1,
-            )
+            sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
         except Exception:  # a stack without the option (modlwip): harmless
             pass
         if ssl_ctx is not None:
@@ -161,7 +145,6 @@ class Network:
 
     def _setup(self, sock):
         # A connected, non-blocking stream: polls for reading and writing.
-        self._probe = bytearray(1)
         rp = select.poll()
         rp.register(sock, _POLLIN)
         wp = select.poll()
@@ -190,7 +173,7 @@ class Network:
             return
         # Failed: a non-blocking read raises the reason (the broker sends nothing first).
         try:
-            got = sock.readinto(self._probe, 1)
+            got = sock.readinto(bytearray(1), 1)
         except OSError as e:
             if e.errno in self._busy:
                 got = None

@@ -394,7 +394,8 @@ def test_end_to_end_no_message_lost_through_faulty_links(mosquitto, inbound_tabl
             "DUP %d, outages %d, failures %s"
             % (pending_left, dict(raised), dup_sent, pub_rec.policy.outages, pub_rec.kinds()),
             "  subscriber: outages %d, failures %s, qos2_evicted %d, unhandled %d, odd payloads %d"
-            % (sub_rec.policy.outages, sub_rec.kinds(), sub.session.evicted, sub.unhandled, len(odd)),
+            % (sub_rec.policy.outages, sub_rec.kinds(), sub.session.evicted, sub.unhandled,
+               len(odd)),
             "  publisher sent at the wrong QoS: %d %s" % (len(wrong_qos), wrong_qos[:5]),
             "  QoS 2 duplicates, each delivery as (qos, dup, mid): %s" % (list(dup2.items())[:5],),
         "  QoS 2 duplicates caused by the broker (mosquitto re-sent a PUBLISH after its "
@@ -794,7 +795,7 @@ def test_reconnect_while_publish_stores_its_message_resends_it_at_its_own_qos():
     # QoS 1 too, so a broker delivered it twice.)
     c, port = _threaded_fake_client("race2")
     app = Stepper(c.publish, b"t", b"exactly-once", qos=2, wait=False)
-    app.until(Client._send_in_slot, "waiter = wait and")  # slot taken, not filled yet
+    app.until(Client._send_in_slot, "waiter = sent and wait and")  # slot taken, not filled yet
     loop = Stepper(c.reconnect)
     rc = loop.finish()  # CONNACK, _resend: must skip the reserved slot
     pid = app.finish()  # fills the slot, sends the PUBLISH at QoS 2

@@ -148,8 +148,8 @@ def test_will_against_amqtt(make_client):
     watcher.subscribe("ia/status", inbox, 1)
     a = make_client("ia-dev", connect=False)
     a.set_will("ia/status", "offline", 1, False)
-    port = watcher._port_no
-    a.connect(watcher._host, 10, port=port)
+    port = watcher._target[1]
+    a.connect(watcher._target[0], 10, port=port)
     a.publish("ia/status", "online", 1)
     assert inbox.wait(1) == 1
     a._net.sock.shutdown(socket.SHUT_RDWR)  # the link dies: no DISCONNECT

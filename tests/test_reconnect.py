@@ -36,7 +36,7 @@ def test_policy_waits_reconnects_and_restores_the_session():
         if len(calls) == 4:
             port.open_error = None
 
-    c._breconnect_cb = breconnect
+    c._target = c._target[:3] + (breconnect,) + c._target[4:]  # connect()'s breconnect_cb
     assert c.cycle() == -1  # RECOVERED: the hook reconnected
     assert c.connected() and policy.attempts == 3 and policy.outages == 1
     # attempt k waited within [d/2, d] after the previous one, d = 1, 2, 4, 8 s

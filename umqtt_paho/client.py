@@ -30,8 +30,7 @@
 try:
     from micropython import const
 except ImportError:  # CPython: the host port runs the same file
-    def const(x):
-        return x
+    const = int  # a function here would cost RAM on the board too
 
 from .packet import (
     MQTTError,
@@ -40,7 +39,6 @@ from .packet import (
     encode_connect,
     encode_publish,
     encode_subscribe,
-    encode_unsubscribe,
     packet_type,
     remaining_length,
     decode_ack,
@@ -140,21 +138,20 @@ _W_ON_PUBLISH = const(4)
 _W_FUNCTION = const(5)
 _W_LOOP_FAILURE = const(6)
 
-_PINGREQ_BYTES = b"\xc0\x00"
-_DISCONNECT_BYTES = b"\xe0\x00"
-
 
 def _to_bytes(s):
     return s.encode() if isinstance(s, str) else s
 
 
 class _NoLock:
-    # For ports without threads: `with` works, nothing is locked.
+    # For ports without threads: `with` works, nothing is locked. (Named arguments, not
+    # *args: that tuple would be allocated on every `with`.)
     def __enter__(self):
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, a, b, c):
         return False
+
 
 
 class Client:
@@ -193,7 +190,7 @@ class Client:
     ):
         client_id = _to_bytes(client_id)
         if protocol != MQTTv311 and protocol != MQTTv31:
-            raise ArgError(_T_PROTOCOL_LEVEL)
+            raise ArgError(_T_PROTOCOL_LEVEL, protocol)
         if not client_id:
             if not clean_session:
                 raise ArgError(_T_EMPTY_ID)
@@ -208,23 +205,20 @@ class Client:
 
             port = select()
         self._port = port
-        self._ticks = port.ticks_ms
-        self._diff = port.ticks_diff
         self.client_id = client_id
         self.clean_session = clean_session
         self.protocol = protocol
         self._cycle_timeout = cycle_timeout
         self._command_timeout = command_timeout
 
-        # Buffers: allocated here, never grown.
+        # Buffers: allocated here, never grown. A packet's header bytes are read one by
+        # one into the receive buffer and kept in _hbuf; its body then fills _rbuf.
         self._rbuf = bytearray(max_packet_size)
         self._rmv = memoryview(self._rbuf)
         self._sbuf = bytearray(send_buffer)
         self._abuf = bytearray(4)  # acks, written by the reader
         self._hbuf = bytearray(5)  # fixed header: type byte + up to 4 length bytes
-        self._b1 = bytearray(1)  # each header byte is read into this one first
-        self._b1mv = memoryview(self._b1)
-        self._rl = 0
+        self._rl = 0  # remaining length of the packet in _rbuf
 
         self.session = Session(max_inflight, max_inflight_in)
         # Subscriptions: [filter bytes, function, qos, granted or -1]; kept across
@@ -257,21 +251,16 @@ class Client:
         self._payload_view = None
         self._payload_view_at = 0
 
-        self._host = None
-        self._port_no = 1883
+        # connect()'s (host, port, ssl_ctx, breconnect_cb, aconnect_cb), for reconnect()
+        self._target = None
         self._keepalive_ms = 0
-        self._ssl_ctx = None
-        self._breconnect_cb = None
-        self._aconnect_cb = None
         self._loop_failure = None
-        self._username = None
-        self._password = None
+        self._auth = None  # (username, password or None)
         self._will = None  # (topic, payload, qos, retain)
 
         self._last_sent = 0
         self._last_recv = 0
-        self._ping_outstanding = False
-        self._ping_sent = 0
+        self._ping_sent = None  # ticks of the PINGREQ awaiting its PINGRESP
 
         if port.start_thread is not None:
             lock = port.allocate_lock
@@ -303,8 +292,7 @@ class Client:
 
     def set_username_pw(self, username, password=""):
         """User name and password for the next CONNECT (password may be empty)."""
-        self._username = _to_bytes(username)
-        self._password = _to_bytes(password)
+        self._auth = None if username is None else (_to_bytes(username), _to_bytes(password))
 
     def set_will(self, topic, payload, qos=0, retain=True):
         """Last will: published by the broker if the link dies without DISCONNECT."""
@@ -335,12 +323,8 @@ class Client:
         """
         if not 0 <= keepalive <= 65535:
             raise ArgError(_T_KEEPALIVE)
-        self._host = host
-        self._port_no = port
+        self._target = (host, port, ssl_ctx, breconnect_cb, aconnect_cb)
         self._keepalive_ms = keepalive * 1000
-        self._ssl_ctx = ssl_ctx
-        self._breconnect_cb = breconnect_cb
-        self._aconnect_cb = aconnect_cb
         self._loop_failure = loop_failure
         self._stopped = False
         rc = self._connect_once()
@@ -368,9 +352,9 @@ class Client:
         breconnect_cb(client) runs first (bring the network back there). Network errors
         do not raise: they return -1, with the exception in client.last_error.
         """
-        if self._host is None:
+        if self._target is None:
             raise MQTTError(_ERR_NO_CONN, _T_RECONNECT_FIRST)
-        self._hook(self._breconnect_cb, _W_BRECONNECT)
+        self._hook(self._target[3], _W_BRECONNECT)
         try:
             return self._connect_once()
         except Exception as e:
@@ -381,7 +365,7 @@ class Client:
 
     def _connect_once(self):
         # Open, CONNECT, CONNACK, resend, renew subscriptions: under command_timeout.
-        ctx = self._ssl_ctx
+        host, port_no, ctx, _, aconnect_cb = self._target
         if ctx is not None and not self.tls_insecure:
             # Security by default: a context that does not check the broker's
             # certificate (verify_mode CERT_NONE = 0) or name is refused unless the
@@ -390,20 +374,40 @@ class Client:
                 raise MQTTError(_ERR_TLS, _T_TLS_INSECURE)
         self._close()
         self._rc = -1
-        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
+        deadline = self._deadline()
         net = self._port.Network()
         try:
-            net.open(self._host, self._port_no, ctx, self._command_timeout)
+            net.open(host, port_no, ctx, self._command_timeout)
         except Exception:
             net.close()
             raise
         self._net = net
         try:
-            rc = self._handshake(deadline)
+            # CONNECT [3.1], into a one-off buffer when the send buffer is too small
+            w = self._will or (None, b"", 0, False)
+            user, pw = self._auth or (None, None)
+            need = 32 + len(self.client_id) + len(w[1]) + len(w[0] or b"")
+            need += len(user or b"") + len(pw or b"")
+            buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
+            n = encode_connect(buf, self.client_id, self.clean_session,
+                               self._keepalive_ms // 1000, w[0], w[1], w[2], w[3], user, pw,
+                               self.protocol)  # fmt: skip
+            with self._wlock:
+                self._write(buf, n, self._left(deadline))
+            self._last_recv = self._port.ticks_ms()
+            self._ping_sent = None
+            first = 0
+            while not first:  # the first packet from the server is CONNACK [MQTT-3.2.0-1]
+                left = self._left(deadline)
+                if left <= 0:
+                    raise MQTTError(_ERR_TIMEOUT, _T_NO_CONNACK, self._command_timeout)
+                first = self._read_packet(left, deadline)
+            if first >> 4 != _CONNACK:
+                raise MQTTError(_ERR_PROTOCOL, _T_NOT_CONNACK, first >> 4)
+            rc = self._rc = decode_connack(first, self._rmv, 0, self._rl)
         except Exception as e:
             self._close(e)
             raise
-        self._rc = rc
         if rc:
             self._close()
             return rc
@@ -426,41 +430,14 @@ class Client:
                     except MQTTError as e:
                         if e.code != _ERR_SUBSCRIBE_REFUSED:
                             raise
-                        self._log(_LOG_ERR, e.args[1], *e.args[2:])
+                        self._log(_LOG_ERR, _T_SUB_REFUSED, h[0])
         except Exception as e:
             self._close(e)  # never connected() with half a session
             raise
         if self._fwd is not None:
             self._fwd.drain()  # a first burst of the backlog; each read cycle sends more
-        self._hook(self._aconnect_cb, _W_ACONNECT)
+        self._hook(aconnect_cb, _W_ACONNECT)
         return 0
-
-    def _handshake(self, deadline):
-        # CONNECT, then the CONNACK's return code [MQTT-3.2.0-1]
-        w = self._will or (None, b"", 0, False)
-        cid = self.client_id
-        user = self._username
-        pw = self._password if user is not None else None
-        need = 32 + len(cid) + len(w[1]) + (len(w[0]) if w[0] else 0)
-        need += (len(user) if user else 0) + (len(pw) if pw else 0)
-        buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
-        n = encode_connect(
-            buf, cid, self.clean_session, self._keepalive_ms // 1000, w[0], w[1], w[2], w[3],
-            user, pw, self.protocol
-        )  # fmt: skip
-        with self._wlock:
-            self._write(buf, n, self._left(deadline))
-        self._last_recv = self._ticks()
-        self._ping_outstanding = False
-        while True:
-            left = self._left(deadline)
-            if left <= 0:
-                raise MQTTError(_ERR_TIMEOUT, _T_NO_CONNACK, self._command_timeout)
-            first = self._read_packet(left, deadline)
-            if first:
-                if first >> 4 != _CONNACK:
-                    raise MQTTError(_ERR_PROTOCOL, _T_NOT_CONNACK, first >> 4)
-                return decode_connack(first, self._rmv, 0, self._rl)
 
     def disconnect(self, timeout=None):
         """Send DISCONNECT and close. With timeout (ms), wait that long at most for the
@@ -471,17 +448,16 @@ class Client:
         if self._connected and net is not None:
             try:
                 with self._wlock:
-                    net.write(_DISCONNECT_BYTES, 2, timeout or self._command_timeout)
+                    net.write(b"\xe0\x00", 2, timeout or self._command_timeout)  # DISCONNECT
             except Exception as e:
                 self._log(_LOG_INFO, _T_NO_DISCONNECT, e)
         self._close()
         if self._fwd is not None:
             self._fwd.sync()  # acks and messages still in RAM: before deep sleep
-        port = self._port
-        if timeout and self._loop_running and port.thread_id() != self._loop_tid:
-            deadline = port.ticks_add(self._ticks(), timeout)
+        if timeout and self._loop_running and self._port.thread_id() != self._loop_tid:
+            deadline = self._deadline(timeout)
             while self._loop_running and self._left(deadline) > 0:
-                port.sleep_ms(5)
+                self._port.sleep_ms(5)
 
     def _close(self, e=None):
         # Any end of the link (a failure e, or on purpose): close it and wake every waiter.
@@ -495,9 +471,6 @@ class Client:
                 net.close()
             except Exception:
                 pass
-        self._notify()
-
-    def _notify(self):
         if self._signal is not None:
             self._signal.notify()
 
@@ -559,6 +532,7 @@ class Client:
                 self._reader = None
 
     def _cycle(self, timeout_ms, deadline=None):
+        # One read cycle: at most one packet, then the keepalive and the store's drain.
         # deadline: the caller's own bound (a command's), which the rest of a packet
         # begun in this cycle must also keep.
         t = 0
@@ -567,16 +541,16 @@ class Client:
             t = self._handle(first, self._rl)
         ka = self._keepalive_ms
         if ka and self._connected:
-            now = self._ticks()
-            if self._ping_outstanding:
-                if self._diff(now, self._ping_sent) >= ka:
+            port = self._port
+            now = port.ticks_ms()
+            if self._ping_sent is not None:
+                if port.ticks_diff(now, self._ping_sent) >= ka:
                     raise MQTTError(_ERR_KEEPALIVE, _T_NO_PINGRESP, ka // 1000)
-            elif self._diff(now, self._last_sent) >= ka >> 1 or (
-                self._diff(now, self._last_recv) >= ka >> 1
+            elif port.ticks_diff(now, self._last_sent) >= ka >> 1 or (
+                port.ticks_diff(now, self._last_recv) >= ka >> 1
             ):
                 with self._wlock:
-                    self._write(_PINGREQ_BYTES, 2, self._command_timeout)
-                self._ping_outstanding = True
+                    self._write(b"\xc0\x00", 2, self._command_timeout)  # PINGREQ
                 self._ping_sent = now
         if self._fwd is not None and self._nest == 0:
             self._fwd.drain()
@@ -584,8 +558,13 @@ class Client:
 
     # ---- reading ---------------------------------------------------------------------
 
+    def _deadline(self, ms=None):
+        port = self._port
+        return port.ticks_add(port.ticks_ms(), self._command_timeout if ms is None else ms)
+
     def _left(self, deadline):
-        return self._diff(deadline, self._ticks())
+        port = self._port
+        return port.ticks_diff(deadline, port.ticks_ms())
 
     def _read_exact(self, mv, n, deadline):
         net = self._net
@@ -600,52 +579,49 @@ class Client:
 
     def _read_packet(self, timeout_ms, bound=None):
         # One packet into _rbuf (its body at offset 0); returns its first byte, or 0 if
-        # no packet began within timeout_ms.
+        # no packet began within timeout_ms (or it was too large: dropped).
         net = self._net
         if net is None:
             raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
-        b1 = self._b1
-        if net.read_into(self._b1mv, 1, timeout_ms) == 0:
+        rb = self._rbuf
+        mv = self._rmv
+        if net.read_into(mv, 1, timeout_ms) == 0:
             return 0
         h = self._hbuf
-        h[0] = first = b1[0]
+        h[0] = first = rb[0]
         packet_type(first)  # reserved types and flag bits [MQTT-2.2.2-2]
         # The packet has begun: the rest must follow within command_timeout, and within
         # the caller's bound if it has one.
-        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        if bound is not None and self._diff(bound, deadline) < 0:
+        deadline = self._deadline()
+        if bound is not None and self._port.ticks_diff(bound, deadline) < 0:
             deadline = bound
         i = 1
         rl = -1
         while rl < 0:
-            self._read_exact(self._b1mv, 1, deadline)
-            h[i] = b1[0]
+            self._read_exact(mv, 1, deadline)
+            h[i] = rb[0]
             i += 1
             rl = remaining_length(h, 1, i)
         self._rl = rl
-        size = len(self._rbuf)
-        if rl > size:
-            self._drop_oversize(first, rl, size, deadline)
-            first = 0
-        elif rl:
-            self._read_exact(self._rmv, rl, deadline)
-        self._last_recv = self._ticks()
-        return first
-
-    def _drop_oversize(self, first, rl, size, deadline):
+        size = len(rb)
+        if rl <= size:
+            if rl:
+                self._read_exact(mv, rl, deadline)
+            self._last_recv = self._port.ticks_ms()
+            return first
         # Larger than the receive buffer: read it through the buffer and drop it. A
         # PUBLISH is still acked per its QoS so the broker does not send it forever.
-        rb = self._rbuf
         pid = 0
         left = rl
         while left > 0:
             n = size if left > size else left
-            self._read_exact(self._rmv, n, deadline)
+            self._read_exact(mv, n, deadline)
             if left == rl:  # the first piece holds the topic and packet id
                 tl = rb[0] << 8 | rb[1]
                 if tl + 4 <= size:
                     pid = rb[2 + tl] << 8 | rb[3 + tl]
             left -= n
+        self._last_recv = self._port.ticks_ms()
         if first >> 4 != _PUBLISH:
             raise MQTTError(_ERR_PROTOCOL, _T_OVERSIZE, first >> 4, rl)
         self.oversize_dropped += 1
@@ -655,6 +631,7 @@ class Client:
             if qos == 2:
                 self.session.remember_in(pid)
             self._send_ack(_PUBACK if qos == 1 else _PUBREC, pid)
+        return 0
 
     # ---- handling --------------------------------------------------------------------
 
@@ -691,7 +668,7 @@ class Client:
         elif t == _PINGRESP:
             if rl:
                 raise MQTTError(_ERR_PROTOCOL, _T_PINGRESP_LENGTH, rl)
-            self._ping_outstanding = False
+            self._ping_sent = None
         elif t == _SUBACK or t == _PUBACK or t == _PUBREC or t == _PUBCOMP or t == _UNSUBACK:
             if t == _SUBACK:
                 pid = decode_suback(first, mv, 0, rl)
@@ -715,7 +692,8 @@ class Client:
             if i < 0:
                 self._log(_LOG_DEBUG, _T_UNKNOWN_ACK, t, pid)
             else:
-                self._notify()
+                if self._signal is not None:
+                    self._signal.notify()
                 if t == _PUBACK or t == _PUBCOMP:
                     self._hook(self.on_publish, _W_ON_PUBLISH, pid)
         else:
@@ -730,6 +708,7 @@ class Client:
         # topic length and payload position (telemetry and commands usually do), so
         # steady traffic allocates nothing per message.
         tl = mv[0] << 8 | mv[1]
+        topic = data = None
         if self.deliver_views:
             topic = self._topic_view
             if topic is None or len(topic) != tl:
@@ -738,26 +717,24 @@ class Client:
             if data is None or self._payload_view_at != payload or len(data) != rl - payload:
                 data = self._payload_view = mv[payload:rl]
                 self._payload_view_at = payload
-        else:
-            topic = None
         fn = None
         for h in self._handlers:
             if h[1] is not None and matches(h[0], mv, 2, 2 + tl):
+                fn = h[1]
                 if topic is None:
                     topic = str(mv[2 : 2 + tl], "utf-8")
                     data = bytes(mv[payload:rl])
-                fn = h[1]
                 self._hook(fn, _W_FUNCTION, data, topic)
         if fn is None:
             fn = self.on_message
             if fn is None:
                 self.unhandled += 1
                 self._log(_LOG_WARNING, _T_NO_FUNCTION)
-            else:
-                if topic is None:
-                    topic = str(mv[2 : 2 + tl], "utf-8")
-                    data = bytes(mv[payload:rl])
-                self._hook(fn, _W_FUNCTION, data, topic)
+                return
+            if topic is None:
+                topic = str(mv[2 : 2 + tl], "utf-8")
+                data = bytes(mv[payload:rl])
+            self._hook(fn, _W_FUNCTION, data, topic)
 
     def _hook(self, fn, what, a=None, b=None):
         # An application callback: fn(client), fn(client, a) or fn(client, a, b). One
@@ -787,7 +764,7 @@ class Client:
         except Exception as e:
             self._close(e)
             raise
-        self._last_sent = self._ticks()
+        self._last_sent = self._port.ticks_ms()
 
     def _send_ack(self, t, pid):
         with self._wlock:
@@ -868,7 +845,8 @@ class Client:
                 self.session.free(i)
             else:
                 self.session.unwait(i)
-        self._notify()  # a thread may wait for a free slot
+        if self._signal is not None:
+            self._signal.notify()  # a thread may wait for a free slot
 
     # ---- commands --------------------------------------------------------------------
 
@@ -899,32 +877,41 @@ class Client:
         fwd = self._fwd
         if fwd is not None and fwd.queues(qos):
             return fwd.publish(topic, payload, plen, qos, retain, wait)
-        if not self._connected:
-            if qos and self.queue_offline:
-                return self._accept_offline(topic, payload, plen, qos, retain)
+        if not self._connected and not (qos and self.queue_offline):
             raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
         if qos == 0:
             with self._wlock:
                 # A bytes topic validated once is not scanned again (sensors publish to
                 # the same topic object over and over): bytes cannot change.
-                n = encode_publish(self._sbuf, topic, plen, 0, retain, 0, 0, topic is self._topic_ok)
+                ok = topic is self._topic_ok
+                n = encode_publish(self._sbuf, topic, plen, 0, retain, 0, 0, ok)
                 self._write_publish(n, payload, plen)
             if isinstance(topic, bytes):
                 self._topic_ok = topic
             return 0
         if not isinstance(payload, bytes):
             payload = bytes(payload)  # kept until acked: the caller may reuse its buffer
-        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
-        return self._send_in_slot(self._take(_PUBLISH, deadline), topic, payload, qos, retain,
-                                  wait, deadline)  # fmt: skip
+        deadline = self._deadline()
+        if self._connected:
+            i = self._take(_PUBLISH, deadline)
+        else:
+            # queue_offline: kept for the next CONNACK. No waiting for a slot: nothing
+            # can free one while the link is down.
+            with self._tlock:
+                i = self.session.take(_PUBLISH)
+            if i < 0:
+                raise MQTTError(_ERR_QUEUE_SIZE, _T_OFFLINE_FULL, len(self.session.states))
+        return self._send_in_slot(i, topic, payload, qos, retain, wait, deadline)
 
     def _send_in_slot(self, i, topic, payload, qos, retain, wait, deadline):
-        # Publish through reserved session slot i (QoS 1/2); returns its packet id.
+        # Publish through reserved session slot i (QoS 1/2); returns its packet id. Not
+        # connected (queue_offline): only accepted, sent by the next CONNACK's resend.
         s = self.session
         pid = s.pids[i]
+        sent = self._connected
         # From a message function on the reading thread, waiting would read (and
         # deliver) nested, one level per message of a burst: never wait there.
-        waiter = wait and self._reader != self._port.thread_id()
+        waiter = sent and wait and self._reader != self._port.thread_id()
         plen = len(payload)
         with self._wlock:
             try:
@@ -938,9 +925,10 @@ class Client:
             # Accepted: the message is the session's now (visible to a reconnect's
             # resend once filled, under _tlock).
             with self._tlock:
-                s.accept(i, topic, payload, qos, retain, waiter)
+                s.accept(i, topic, payload, qos, retain, waiter, sent)
             try:
-                self._write_publish(n, payload, plen)
+                if sent:
+                    self._write_publish(n, payload, plen)
             except Exception as e:
                 # The link failed (it is closed, the loop reports it); the message is
                 # resent after the reconnect.
@@ -948,27 +936,6 @@ class Client:
         if waiter:
             self._release(i, self._waitfor(i, deadline) == 0)
         return pid
-
-    def _accept_offline(self, topic, payload, plen, qos, retain):
-        # queue_offline: keep the message for the next CONNACK (no waiting for a slot:
-        # nothing can free one while the link is down).
-        s = self.session
-        with self._tlock:
-            i = s.take(_PUBLISH)
-        if i < 0:
-            raise MQTTError(_ERR_QUEUE_SIZE, _T_OFFLINE_FULL, len(s.states))
-        try:
-            with self._wlock:
-                # Encoded only to check it (it raises before accepting); not sent.
-                encode_publish(self._sbuf, topic, plen, qos, retain, 0, 1)
-        except Exception:
-            self._release(i, True)
-            raise
-        with self._tlock:
-            if not isinstance(payload, bytes):
-                payload = bytes(payload)
-            s.accept(i, topic, payload, qos, retain, False, False)  # not sent: no DUP
-        return s.pids[i]
 
     def pending(self):
         """Accepted QoS 1/2 messages not yet acknowledged by the broker, and queued
@@ -982,9 +949,7 @@ class Client:
         """Wait until every accepted QoS 1/2 message is acknowledged (True), or the link
         fails or timeout_ms (default command_timeout) passes (False). For a sensor before
         deep sleep: publish(..., wait=False) a batch, then flush()."""
-        if timeout_ms is None:
-            timeout_ms = self._command_timeout
-        deadline = self._port.ticks_add(self._ticks(), timeout_ms)
+        deadline = self._deadline(timeout_ms)
         while self.pending():
             gen = self._signal.gen if self._signal is not None else 0
             left = self._left(deadline)
@@ -1025,7 +990,10 @@ class Client:
         matching message. Before connect() it only registers (the SUBSCRIBE goes out
         after CONNACK). Returns the granted QoS (None if not yet connected); raises
         MQTTError(ERR_SUBSCRIBE_REFUSED) if the broker refused it (SUBACK 0x80)."""
-        f = self._filter(topic)
+        f = _to_bytes(topic)
+        why = filter_problem(f)
+        if why:
+            raise ArgError(_T_FILTER, why)
         if qos not in (0, 1, 2):
             raise ArgError(_T_QOS, qos)
         entry = None
@@ -1050,40 +1018,24 @@ class Client:
 
     def unsubscribe(self, topic):
         """Remove the topic's function and, if connected, unsubscribe at the broker."""
-        f = self._filter(topic)
+        f = _to_bytes(topic)
+        why = filter_problem(f)
+        if why:
+            raise ArgError(_T_FILTER, why)
         for h in list(self._handlers):
             if h[0] == f:
                 self._handlers.remove(h)
         if self._connected:
             self._command(_UNSUBSCRIBE, (f,), len(f) + 6)
 
-    def _filter(self, topic):
-        f = _to_bytes(topic)
-        why = filter_problem(f)
-        if why:
-            raise ArgError(_T_FILTER, why)
-        return f
-
-    def send_subscribe(self, filters):
-        """Low level, for layers such as umqtt_paho.paho: one SUBSCRIBE for a list of
-        (filter, qos) pairs, without registering functions and without waiting; the
-        SUBACK reaches on_subscribe(client, pid, granted). Returns the packet id.
-        Not renewed after a reconnect (unlike subscribe())."""
-        pairs = [(_to_bytes(f), q) for f, q in filters]
-        return self._command(_SUBSCRIBE, pairs, 8 + sum(len(p[0]) + 3 for p in pairs), False)
-
-    def send_unsubscribe(self, filters):
-        """Low level: one UNSUBSCRIBE for a list of filters, without waiting; the
-        UNSUBACK reaches on_unsubscribe(client, pid). Returns the packet id."""
-        fs = [_to_bytes(f) for f in filters]
-        return self._command(_UNSUBSCRIBE, fs, 6 + sum(len(f) + 2 for f in fs), False)
-
     def _command(self, t, arg, need, wait=True):
-        # SUBSCRIBE or UNSUBSCRIBE of arg in a session slot; with wait, until its ack:
-        # returns the granted QoS (SUBSCRIBE), else the packet id.
+        # SUBSCRIBE or UNSUBSCRIBE of arg (need: bytes its packet may take) in a session
+        # slot; with wait, until its ack: returns the granted QoS (SUBSCRIBE), else the
+        # packet id (for layers such as paho.py: the ack then reaches on_subscribe /
+        # on_unsubscribe, and the reader frees the slot).
         if not self._connected:
             raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
-        deadline = self._port.ticks_add(self._ticks(), self._command_timeout)
+        deadline = self._deadline()
         i = self._take(t, deadline)
         s = self.session
         pid = s.pids[i]
@@ -1094,10 +1046,7 @@ class Client:
             # The send buffer, or a one-off buffer for filters longer than it.
             buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
             with self._wlock:
-                if t == _SUBSCRIBE:
-                    n = encode_subscribe(buf, pid, arg)
-                else:
-                    n = encode_unsubscribe(buf, pid, arg)
+                n = encode_subscribe(buf, pid, arg, t == _UNSUBSCRIBE)
                 self._write(buf, n, self._command_timeout)
         except Exception:
             self._release(i, True)
@@ -1117,8 +1066,8 @@ class Client:
     # ---- logging ---------------------------------------------------------------------
 
     def _log(self, level, text, a=None, b=None, c=None):
-        # The text (number `text` of errors.py) is built only for on_log, or for a
-        # warning or error printed when nobody listens.
+        # The words (text number `text` of errors.py) are built only for on_log, or for
+        # a warning or an error printed when nobody listens.
         fn = self.on_log
         if fn is None and level != _LOG_WARNING and level != _LOG_ERR:
             return
@@ -1127,7 +1076,7 @@ class Client:
 
             line = text_of(text, a, b, c)
         except ImportError:  # errors.py not installed on this board
-            line = "text %d %r %r" % (text, a, b)
+            line = "%d %r %r" % (text, a, b)
         if fn is None:
             print("umqtt_paho:", line)
             return

@@ -102,8 +102,9 @@ REASONS = {
 # The texts, by number: (format, kinds). Each kind words the next argument: r a topic
 # reason (REASONS), t a packet type, h who raised (_HOOKS), f a field (_FIELDS), c a
 # CONNACK code (the code itself follows as the next kind), . as it is; s is a word that
-# follows from the packet type before it and takes no argument. The numbers are the _T_* constants of the core modules;
-# tests/test_texts.py checks that every one used is here, under the same name.
+# follows from the packet type before it and takes no argument. The numbers are the _T_*
+# constants of the core modules; tests/test_texts.py checks that every one used is here,
+# under the same name (the # NAME after it).
 TEXTS = {
     1: ("protocol must be MQTTv311 (4) or MQTTv31 (3), not %r", "."),  # PROTOCOL_LEVEL
     2: ("an empty client id needs clean_session=True [MQTT-3.1.3-7]", ""),  # EMPTY_ID

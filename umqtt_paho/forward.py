@@ -19,8 +19,7 @@
 try:
     from micropython import const
 except ImportError:  # CPython: the host port runs the same file
-    def const(x):
-        return x
+    const = int  # a function here would cost RAM on the board too
 
 from .packet import ArgError, encode_publish, encode_ack
 from .outbox import RECORD_HEADER
@@ -126,7 +125,7 @@ class Forward:
         if i >= 0:
             if not isinstance(payload, bytes):
                 payload = bytes(payload)  # kept until acked
-            deadline = c._port.ticks_add(c._ticks(), c._command_timeout)
+            deadline = c._deadline()
             return c._send_in_slot(i, topic, payload, qos, retain, wait, deadline)
         if c._connected:
             self.drain()

@@ -73,13 +73,11 @@
 try:
     from micropython import const
 except ImportError:  # CPython: the host port runs the same file
-    def const(x):
-        return x
+    const = int  # a function here would cost RAM on the board too
 
-from .packet import MQTTError
+from .packet import MQTTError, remaining_length_size
 
 _ERR_QUEUE_SIZE = const(15)
-from .packet import remaining_length_size
 
 # Drop policies: what put() does when a record finds no room
 DROP_OLDEST = const(0)  # evict the oldest records until the new one fits

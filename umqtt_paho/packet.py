@@ -18,8 +18,7 @@
 try:
     from micropython import const
 except ImportError:  # CPython: the host port runs the same file
-    def const(x):
-        return x
+    const = int  # a function here would cost RAM on the board too
 
 from .topic import utf8_problem, topic_problem, filter_problem
 
@@ -87,15 +86,6 @@ _F_PASSWORD = const(2)
 _F_WILL_PAYLOAD = const(3)
 
 
-def _explain(e, with_name):
-    # Words for an error, built now (errors.py), or its numbers if errors.py is absent.
-    try:
-        from .errors import explain
-    except ImportError:
-        return "%s%r" % (type(e).__name__, e.args)
-    return explain(e, with_name)
-
-
 class MQTTError(Exception):
     """The library's one exception: MQTTError(code, text, args...).
 
@@ -107,11 +97,16 @@ class MQTTError(Exception):
     def code(self):
         return self.args[0]
 
-    def __str__(self):
-        return _explain(self, False)
+    def __str__(self, with_name=False):
+        # The words are built now (errors.py), or its numbers if errors.py is absent.
+        try:
+            from .errors import explain
+        except ImportError:
+            return repr(self.args)
+        return explain(self, with_name)
 
     def __repr__(self):
-        return _explain(self, True)
+        return self.__str__(True)
 
 
 class ArgError(ValueError):
@@ -129,22 +124,20 @@ def remaining_length_size(n):
     return 1 + (n > 127) + (n > 16383) + (n > 2097151)
 
 
-def _start(buf, first, rl):
-    # Check the size, then write the fixed header; returns where the body starts.
-    need = 1 + remaining_length_size(rl) + rl
+def _start(buf, first, rl, body):
+    # Check that the fixed header and `body` bytes fit, then write the header (the
+    # remaining length rl as a variable length integer [2.2.3]); returns where the body
+    # starts.
+    need = 1 + remaining_length_size(rl) + body
     if need > len(buf):
         raise MQTTError(_ERR_PAYLOAD_SIZE, _T_BUFFER, first >> 4, need, len(buf))
     buf[0] = first
-    return _put_length(buf, 1, rl)
-
-
-def _put_length(buf, pos, n):
-    # The remaining length n as a variable length integer at buf[pos] [2.2.3]
-    while n > 127:
-        buf[pos] = n & 0x7F | 0x80
-        n >>= 7
+    pos = 1
+    while rl > 127:
+        buf[pos] = rl & 0x7F | 0x80
+        rl >>= 7
         pos += 1
-    buf[pos] = n
+    buf[pos] = rl
     return pos + 1
 
 
@@ -226,7 +219,7 @@ def encode_connect(
             raise ArgError(_T_PASSWORD)
         rl += _check_field(password, _F_PASSWORD, False)
         flags |= 0x40
-    pos = _put(buf, _start(buf, _CONNECT << 4, rl), name)
+    pos = _put(buf, _start(buf, _CONNECT << 4, rl, rl), name)
     buf[pos] = protocol
     buf[pos + 1] = flags
     pos = _put(buf, _put(buf, pos + 2, keepalive), client_id)
@@ -258,12 +251,9 @@ def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=
     rl = head + payload_len
     if rl > _MAX_REMAINING_LENGTH:
         raise ArgError(_T_PAYLOAD_LARGE)
-    need = 1 + remaining_length_size(rl) + head
-    if need > len(buf):
-        raise MQTTError(_ERR_PAYLOAD_SIZE, _T_BUFFER, _PUBLISH, need, len(buf))
     # The payload need not fit the buffer (it may go out from the caller's object)
-    buf[0] = _PUBLISH << 4 | qos << 1 | (8 if dup else 0) | (1 if retain else 0)
-    pos = _put(buf, _put_length(buf, 1, rl), topic)
+    first = _PUBLISH << 4 | qos << 1 | (8 if dup else 0) | (1 if retain else 0)
+    pos = _put(buf, _start(buf, first, rl, head), topic)
     return _put(buf, pos, pid) if qos else pos
 
 
@@ -273,20 +263,13 @@ def encode_ack(buf, ptype, pid):
         raise ArgError(_T_ACK_TYPE)
     _check_pid(pid)
     # PUBREL's reserved flags are 0010 [MQTT-3.6.1-1]
-    return _put(buf, _start(buf, ptype << 4 | (2 if ptype == _PUBREL else 0), 2), pid)
+    return _put(buf, _start(buf, ptype << 4 | (2 if ptype == _PUBREL else 0), 2, 2), pid)
 
 
-def encode_subscribe(buf, pid, filters):
-    """SUBSCRIBE [3.8] of one or more (filter bytes, qos) pairs, in one packet."""
-    return _subscribe(buf, pid, filters, _SUBSCRIBE)
-
-
-def encode_unsubscribe(buf, pid, filters):
-    """UNSUBSCRIBE [3.10] of one or more filters (bytes), in one packet."""
-    return _subscribe(buf, pid, filters, _UNSUBSCRIBE)
-
-
-def _subscribe(buf, pid, filters, t):
+def encode_subscribe(buf, pid, filters, unsubscribe=False):
+    """SUBSCRIBE [3.8] of one or more (filter bytes, qos) pairs in one packet, or with
+    unsubscribe=True UNSUBSCRIBE [3.10] of one or more filters (bytes)."""
+    t = _UNSUBSCRIBE if unsubscribe else _SUBSCRIBE
     _check_pid(pid)
     if not filters:
         # [MQTT-3.8.3-3], [MQTT-3.10.3-2]
@@ -302,7 +285,7 @@ def _subscribe(buf, pid, filters, t):
             raise ArgError(_T_FILTER, why)
         rl += 2 + len(f)
     # SUBSCRIBE's and UNSUBSCRIBE's reserved flags are 0010 [MQTT-3.8.1-1, 3.10.1-1]
-    pos = _put(buf, _start(buf, t << 4 | 2, rl), pid)
+    pos = _put(buf, _start(buf, t << 4 | 2, rl, rl), pid)
     for f in filters:
         if t == _SUBSCRIBE:
             pos = _put(buf, pos, f[0])
@@ -316,21 +299,17 @@ def _subscribe(buf, pid, filters, t):
 # ---- decoding -------------------------------------------------------------------------
 
 
-def _bad(text, a=None, b=None):
-    return MQTTError(_ERR_PROTOCOL, text, a, b)
-
-
 def packet_type(first):
     """The type of a packet sent to a client, from its first byte, flags checked [2.2]."""
     t = first >> 4
     flags = first & 0x0F
     if t == _PUBLISH:
         if flags & 0x06 == 0x06:
-            raise _bad(_T_QOS3)
+            raise MQTTError(_ERR_PROTOCOL, _T_QOS3)
     elif t == 0 or t == 15:
-        raise _bad(_T_RESERVED_TYPE, t)
+        raise MQTTError(_ERR_PROTOCOL, _T_RESERVED_TYPE, t)
     elif flags != (2 if t == _PUBREL or t == _SUBSCRIBE or t == _UNSUBSCRIBE else 0):
-        raise _bad(_T_FLAGS, t, flags)  # [MQTT-2.2.2-1]
+        raise MQTTError(_ERR_PROTOCOL, _T_FLAGS, t, flags)  # [MQTT-2.2.2-1]
     return t
 
 
@@ -350,46 +329,46 @@ def remaining_length(mv, pos, end):
         shift += 7
         i += 1
         if i - pos == 4:
-            raise _bad(_T_LENGTH_LONG)
+            raise MQTTError(_ERR_PROTOCOL, _T_LENGTH_LONG)
     return -1
 
 
 def decode_connack(first, mv, pos, rl):
     """CONNACK [3.2]: the return code. Session present is mv[pos] & 1 [3.2.2.2]."""
     if rl != 2:
-        raise _bad(_T_CONNACK_LENGTH, rl)
+        raise MQTTError(_ERR_PROTOCOL, _T_CONNACK_LENGTH, rl)
     flags = mv[pos]
     rc = mv[pos + 1]
     if flags & 0xFE:
-        raise _bad(_T_CONNACK_FLAGS, flags)
+        raise MQTTError(_ERR_PROTOCOL, _T_CONNACK_FLAGS, flags)
     if rc > 5:
-        raise _bad(_T_CONNACK_RC, rc)
+        raise MQTTError(_ERR_PROTOCOL, _T_CONNACK_RC, rc)
     if rc and flags:
-        raise _bad(_T_CONNACK_PRESENT)
+        raise MQTTError(_ERR_PROTOCOL, _T_CONNACK_PRESENT)
     return rc
 
 
 def decode_ack(first, mv, pos, rl):
     """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK [3.4-3.7, 3.11]: the packet id."""
     if rl != 2:
-        raise _bad(_T_ACK_LENGTH, first >> 4, rl)
+        raise MQTTError(_ERR_PROTOCOL, _T_ACK_LENGTH, first >> 4, rl)
     pid = mv[pos] << 8 | mv[pos + 1]
     if pid == 0:
-        raise _bad(_T_PID_ZERO, first >> 4)
+        raise MQTTError(_ERR_PROTOCOL, _T_PID_ZERO, first >> 4)
     return pid
 
 
 def decode_suback(first, mv, pos, rl):
     """SUBACK [3.9]: the packet id; return codes are mv[pos+2:pos+rl]."""
     if rl < 3:
-        raise _bad(_T_SUBACK_EMPTY)
+        raise MQTTError(_ERR_PROTOCOL, _T_SUBACK_EMPTY)
     pid = mv[pos] << 8 | mv[pos + 1]
     if pid == 0:
-        raise _bad(_T_PID_ZERO, first >> 4)
+        raise MQTTError(_ERR_PROTOCOL, _T_PID_ZERO, first >> 4)
     for i in range(pos + 2, pos + rl):
         c = mv[i]
         if c > 2 and c != 0x80:
-            raise _bad(_T_SUBACK_RC, c)
+            raise MQTTError(_ERR_PROTOCOL, _T_SUBACK_RC, c)
     return pid
 
 
@@ -401,19 +380,19 @@ def decode_publish(first, mv, pos, rl):
     """
     qos = first >> 1 & 3
     if qos == 3:
-        raise _bad(_T_QOS3)
+        raise MQTTError(_ERR_PROTOCOL, _T_QOS3)
     if qos == 0 and first & 0x08:
-        raise _bad(_T_PUBLISH_DUP)
+        raise MQTTError(_ERR_PROTOCOL, _T_PUBLISH_DUP)
     if rl < 2:
-        raise _bad(_T_PUBLISH_SHORT)
+        raise MQTTError(_ERR_PROTOCOL, _T_PUBLISH_SHORT)
     n = mv[pos] << 8 | mv[pos + 1]
     start = pos + 2
     payload = start + n + (2 if qos else 0)
     if payload > pos + rl:
-        raise _bad(_T_PUBLISH_PAST)
+        raise MQTTError(_ERR_PROTOCOL, _T_PUBLISH_PAST)
     why = topic_problem(mv, start, start + n)
     if why:
-        raise _bad(_T_PUBLISH_TOPIC, why)
+        raise MQTTError(_ERR_PROTOCOL, _T_PUBLISH_TOPIC, why)
     if qos and mv[payload - 2] == 0 and mv[payload - 1] == 0:
-        raise _bad(_T_PID_ZERO, _PUBLISH)
+        raise MQTTError(_ERR_PROTOCOL, _T_PID_ZERO, _PUBLISH)
     return payload

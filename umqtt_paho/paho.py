@@ -18,8 +18,9 @@
 #   buffer, deliver_views) to _on_core_message, which matches message_callback_add()
 #   filters without allocating and builds one MQTTMessage (the only allocation per
 #   message besides the topic str and payload bytes it holds).
-# - subscribe()/unsubscribe(): one packet each through core.send_subscribe /
-#   send_unsubscribe; acks come back through the core's on_subscribe / on_unsubscribe.
+# - subscribe()/unsubscribe(): one packet each through send_subscribe /
+#   send_unsubscribe below; acks come back through the core's on_subscribe /
+#   on_unsubscribe.
 #   Like paho, nothing is renewed after a reconnect: subscribe in on_connect.
 # - publish(): QoS 0 through core.publish; QoS 1/2 through core.publish(wait=False);
 #   on_publish comes from the core after PUBACK / PUBCOMP.
@@ -29,8 +30,7 @@
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
-        return x
+    const = int  # a function here would cost RAM on the board too
 
 from .errors import MQTTError, connack_string, error_string  # noqa: F401
 from .topic import filter_problem, matches, topic_matches_sub  # noqa: F401
@@ -990,8 +990,8 @@ class Client:
             return (MQTT_ERR_NO_CONN, None)
         try:
             if sub:
-                return (MQTT_ERR_SUCCESS, core.send_subscribe(arg))
-            return (MQTT_ERR_SUCCESS, core.send_unsubscribe(arg))
+                return (MQTT_ERR_SUCCESS, send_subscribe(core, arg))
+            return (MQTT_ERR_SUCCESS, send_unsubscribe(core, arg))
         except MQTTError as e:
             return (e.code if e.code == MQTT_ERR_QUEUE_SIZE else MQTT_ERR_NO_CONN, None)
         except OSError:
@@ -1160,6 +1160,22 @@ def _encode_payload(payload):
     if isinstance(payload, (int, float)):
         return str(payload).encode()
     raise TypeError("payload must be a string, bytearray, int, float or None.")
+
+
+def send_subscribe(core, filters):
+    """One SUBSCRIBE of a list of (filter, qos) pairs through a core Client, without
+    registering functions and without waiting: the SUBACK reaches the core's
+    on_subscribe(client, pid, granted). Returns the packet id. Not renewed after a
+    reconnect (as paho-mqtt: subscribe in on_connect)."""
+    pairs = [(f.encode() if isinstance(f, str) else f, q) for f, q in filters]
+    return core._command(8, pairs, 8 + sum(len(p[0]) + 3 for p in pairs), False)
+
+
+def send_unsubscribe(core, filters):
+    """One UNSUBSCRIBE of a list of filters, without waiting: the UNSUBACK reaches the
+    core's on_unsubscribe(client, pid). Returns the packet id."""
+    fs = [f.encode() if isinstance(f, str) else f for f in filters]
+    return core._command(10, fs, 6 + sum(len(f) + 2 for f in fs), False)
 
 
 def _filter(t):

@@ -41,7 +41,6 @@ from .packet import (  # noqa: F401  (re-exported: tests and fake brokers use on
     encode_connect,
     encode_publish,
     encode_subscribe,
-    encode_unsubscribe,
     packet_type,
     remaining_length,
     remaining_length_size,
@@ -157,6 +156,12 @@ def encode_suback(buf, pid, codes, check=True):
 def encode_unsuback(buf, pid):
     """UNSUBACK [3.11]: 4 bytes."""
     return encode_ack(buf, UNSUBACK, pid)
+
+
+def encode_unsubscribe(buf, pid, filters):
+    """UNSUBSCRIBE [3.10] of one or more filters (bytes), in one packet (the client codec's
+    encode_subscribe(..., unsubscribe=True))."""
+    return encode_subscribe(buf, pid, filters, True)
 
 
 def header_size(mv, pos, end):

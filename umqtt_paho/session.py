@@ -31,8 +31,7 @@
 try:
     from micropython import const
 except ImportError:  # CPython: the host port runs the same file
-    def const(x):
-        return x
+    const = int  # a function here would cost RAM on the board too
 
 from .packet import MQTTError
 
@@ -146,22 +145,17 @@ class Session:
         (a late ack of a command that timed out, or a broker bug). A completed slot is
         DONE for its waiter, or FREE at once if nobody waits."""
         # the state each ack type completes, by packet type (a constant: no allocation)
-        i = self.find(pid, b"\0\0\0\0\1\2\0\3\0\4\0\5"[t])
-        if i >= 0:
-            if t == _PUBREC:
-                self.states[i] = _WAIT_PUBCOMP
-            elif self.flags[i] & _WAITER:
-                self.results[i] = result
-                self.states[i] = _DONE
-            else:
-                self.free(i)
-        return i
-
-    def find(self, pid, state):
+        want = b"\0\0\0\0\1\2\0\3\0\4\0\5"[t]
         states = self.states
-        pids = self.pids
         for i in range(len(states)):
-            if pids[i] == pid and states[i] == state:
+            if self.pids[i] == pid and states[i] == want:
+                if t == _PUBREC:
+                    states[i] = _WAIT_PUBCOMP
+                elif self.flags[i] & _WAITER:
+                    self.results[i] = result
+                    states[i] = _DONE
+                else:
+                    self.free(i)
                 return i
         return -1
 

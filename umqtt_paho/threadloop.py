@@ -10,8 +10,7 @@
 try:
     from micropython import const
 except ImportError:  # CPython: the host port runs the same file
-    def const(x):
-        return x
+    const = int  # a function here would cost RAM on the board too
 
 _RECOVERED = const(1)
 _LOG_WARNING = const(4)
@@ -86,4 +85,5 @@ def _main(c):
         c._looping = False
         c._loop_running = False
         c._loop_tid = None
-        c._notify()
+        if c._signal is not None:
+            c._signal.notify()  # threads waiting for the loop to read for them

@@ -126,7 +126,7 @@ net.close()
 
 # -- the loop thread's Signal on this port (umqtt_paho/threadloop.py: MicroPython ports
 #    have none of their own): a wait returns at once after notify(), else after its timeout
-from umqtt_paho.threadloop import _PollSignal
+from umqtt_paho.threadloop import _PollSignal  # noqa: E402
 
 s = _PollSignal(P)
 g = s.gen
