@@ -47,6 +47,7 @@ from .packet import (
     decode_suback,
 )
 from .session import Session
+import gc
 from .topic import matches, filter_problem, topic_problem
 
 BREAK_LOOP = const(0)
@@ -173,6 +174,45 @@ class Client:
         flashlog.FlashLog that keeps every QoS 1/2 message on flash until acked.
     """
 
+    # Settings and callbacks an application may set on a client, and counters. Their
+    # defaults live here, in the class: an instance holds only what was set, so its
+    # attribute table stays small (RAM, and fragmentation while it is built).
+    on_message = None  # on_message(client, payload, topic) for unmatched messages
+    on_log = None  # on_log(client, level, text)
+    on_publish = None  # on_publish(client, pid): a QoS 1/2 publish completed
+    on_subscribe = None  # on_subscribe(client, pid, granted): SUBACK codes (bytes)
+    on_unsubscribe = None  # on_unsubscribe(client, pid)
+    tls_insecure = False  # True: accept an ssl_ctx that does not verify
+    # True: a QoS 1/2 publish while disconnected is accepted into the in-flight table
+    # (if a slot is free) and sent after the next CONNACK.
+    queue_offline = False
+    deliver_views = False  # True: topic and payload as memoryviews (no copy)
+    drain_burst = 4  # store and forward: queued messages sent per read cycle at most
+    queue_qos0 = False  # store and forward: True queues QoS 0 publishes too while offline
+    outbox = None  # store and forward (forward.py): set when the client has them
+    store = None
+    last_error = None
+    oversize_dropped = 0
+    unhandled = 0
+    # The message being delivered: what the 3-argument callback cannot carry.
+    last_qos = 0
+    last_retain = 0
+    last_dup = 0
+    last_mid = 0
+    # Rarely set state
+    _fwd = None  # store and forward's Forward
+    _auth = None  # (username, password or None)
+    _will = None  # (topic, payload, qos, retain)
+    _topic_view = None  # deliver_views: the views reused while messages look alike
+    _payload_view = None
+    _payload_view_at = 0
+    _signal = None  # the loop thread's Signal (threadloop.py)
+    _nest = 0  # reads nested inside callbacks waiting for a free slot
+    _looping = False  # the loop should go on
+    _loop_running = False  # the loop thread runs (set before it starts)
+    _loop_tid = None  # its thread id, once it runs
+    _stopped = False  # disconnect() was called: recovery hooks stop
+
     def __init__(
         self,
         client_id,
@@ -184,7 +224,7 @@ class Client:
         max_packet_size=1024,
         send_buffer=256,
         max_inflight=20,
-        max_inflight_in=256,
+        max_inflight_in=64,
         outbox=None,
         store=None,
     ):
@@ -204,6 +244,9 @@ class Client:
             from .ports import select
 
             port = select()
+        # The buffers below live as long as the client: collect first, so they take
+        # whole free blocks instead of landing among the imports' leftovers.
+        gc.collect()
         self._port = port
         self.client_id = client_id
         self.clean_session = clean_session
@@ -228,35 +271,11 @@ class Client:
         self._net = None
         self._connected = False
         self._rc = -1
-        self.last_error = None
-        self.oversize_dropped = 0
-        self.unhandled = 0
-        self.on_message = None  # on_message(client, payload, topic) for unmatched messages
-        self.on_log = None  # on_log(client, level, text)
-        self.on_publish = None  # on_publish(client, pid): a QoS 1/2 publish completed
-        self.on_subscribe = None  # on_subscribe(client, pid, granted): SUBACK codes (bytes)
-        self.on_unsubscribe = None  # on_unsubscribe(client, pid)
-        # The message being delivered: what the 3-argument callback cannot carry.
-        self.last_qos = 0
-        self.last_retain = 0
-        self.last_dup = 0
-        self.last_mid = 0
-        self.tls_insecure = False  # True: accept an ssl_ctx that does not verify
-        # True: a QoS 1/2 publish while disconnected is accepted into the in-flight
-        # table (if a slot is free) and sent after the next CONNACK.
-        self.queue_offline = False
-        self.deliver_views = False  # True: topic and payload as memoryviews (no copy)
         self._topic_ok = None  # the last bytes topic that passed the checks
-        self._topic_view = None
-        self._payload_view = None
-        self._payload_view_at = 0
-
         # connect()'s (host, port, ssl_ctx, breconnect_cb, aconnect_cb), for reconnect()
         self._target = None
         self._keepalive_ms = 0
         self._loop_failure = None
-        self._auth = None  # (username, password or None)
-        self._will = None  # (topic, payload, qos, retain)
 
         self._last_sent = 0
         self._last_recv = 0
@@ -269,20 +288,9 @@ class Client:
             self._tlock = lock()  # the session's tables
         else:
             self._wlock = self._rlock = self._tlock = _NoLock()
-        self._signal = None  # the loop thread's Signal (threadloop.py)
         self._reader = None  # thread id of the thread inside _cycle
-        self._nest = 0
-        self._looping = False  # the loop should go on
-        self._loop_running = False  # the loop thread runs (set before it starts)
-        self._loop_tid = None  # its thread id, once it runs
-        self._stopped = False  # disconnect() was called: recovery hooks stop
 
         # Store and forward (docs/store-and-forward.md): its code only when used.
-        self.outbox = None
-        self.store = None
-        self._fwd = None
-        self.drain_burst = 4  # queued messages sent per read cycle at most
-        self.queue_qos0 = False  # True: QoS 0 publishes are queued too while offline
         if outbox is not None or store is not None:
             from .forward import Forward
 
