@@ -24,8 +24,7 @@ class Client:
     clean_session: bool
     protocol: int
     session: Session
-    @property
-    def session_present(self) -> bool: ...
+    session_present: bool
     last_error: BaseException | None
     oversize_dropped: int
     unhandled: int

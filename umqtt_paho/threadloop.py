@@ -69,12 +69,7 @@ def _main(c):
                     if not c._looping:
                         break
                     raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
-                with c._rlock:
-                    c._reader = c._loop_tid
-                    try:
-                        c._cycle(c._cycle_timeout)
-                    finally:
-                        c._reader = None
+                c._cycle(c._cycle_timeout)
             except Exception as e:
                 if not c._looping:
                     break  # disconnect() closed the link under us
