@@ -4,14 +4,14 @@ the shared protocol numbers (error codes, packet types) agree everywhere.
 
 The numbers are `_T_NAME = const(n)` lines (a const with a leading underscore costs no
 RAM on MicroPython, but it is private to its module, so each module states the ones it
-uses); errors.TEXTS lists each text with `# NAME` after it.
+uses); errors.py holds each text as a line "number NAME kinds|words" (errors.texts()).
 """
 
 import os
 import re
 
 from umqtt_paho import errors, servercodec
-from umqtt_paho.errors import TEXTS, explain, text_of
+from umqtt_paho.errors import explain, text_of, texts
 from umqtt_paho.packet import ArgError, MQTTError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,26 +36,16 @@ def consts(prefix):
     return out
 
 
-def text_names():
-    """{number: NAME} from the `# NAME` comments of errors.TEXTS."""
-    with open(os.path.join(LIB, "errors.py"), encoding="utf-8") as f:
-        src = f.read()
-    body = src[src.index("TEXTS = {") : src.index("\n}\n", src.index("TEXTS = {"))]
-    names = {}
-    for m in re.finditer(r"^    (\d+): .*?# ([A-Z0-9_]+)$", body, re.M | re.S):
-        names[int(m.group(1))] = m.group(2)
-    return names
-
-
 def test_every_text_number_used_has_its_text_under_the_same_name():
     used = consts("T_")
     assert len(used) > 60
-    names = text_names()
-    assert set(names) == set(TEXTS), "a TEXTS entry without its # NAME comment"
+    table = texts()
+    names = {n: entry[0] for n, entry in table.items()}
+    assert len(set(names.values())) == len(names), "two texts with one NAME"
     by_name = {}
     for (mod, name), n in used.items():
-        assert n in TEXTS, "%s: _T_%s = %d has no text in errors.TEXTS" % (mod, name, n)
-        assert names[n] == name, "%s: _T_%s = %d, but TEXTS[%d] is %s" % (
+        assert n in table, "%s: _T_%s = %d has no text in errors.py" % (mod, name, n)
+        assert names[n] == name, "%s: _T_%s = %d, but text %d is %s" % (
             mod, name, n, n, names[n])  # fmt: skip
         by_name.setdefault(name, set()).add(n)
     for name, ns in by_name.items():
@@ -63,7 +53,7 @@ def test_every_text_number_used_has_its_text_under_the_same_name():
 
 
 def test_every_text_words_its_arguments():
-    for n, (fmt, kinds) in TEXTS.items():
+    for n, (_, kinds, fmt) in texts().items():
         args = []
         for kind in kinds:
             args.append({"r": 1, "t": 3, "h": 0, "f": 0, "c": 5, ".": 7, "s": None}[kind])

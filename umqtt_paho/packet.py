@@ -101,9 +101,10 @@ class MQTTError(Exception):
         # The words are built now (errors.py), or its numbers if errors.py is absent.
         try:
             from .errors import explain
-        except ImportError:
+
+            return explain(self, with_name)
+        except (ImportError, MemoryError):  # not installed, or no RAM left for it
             return repr(self.args)
-        return explain(self, with_name)
 
     def __repr__(self):
         return self.__str__(True)

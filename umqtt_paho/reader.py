@@ -455,7 +455,7 @@ class Reader:
             from .errors import text_of
 
             line = text_of(text, a, b, c)
-        except ImportError:  # errors.py not installed on this board
+        except (ImportError, MemoryError):  # errors.py not installed, or no RAM for it
             line = "%d %r %r" % (text, a, b)
         if fn is None:
             print("umqtt_paho:", line)
