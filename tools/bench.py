@@ -377,17 +377,11 @@ def micropython_binary():
     exe = os.path.join(os.path.dirname(sys.executable), "micropython")
     if os.access(exe, os.X_OK):
         return exe
-    script = os.path.join(HERE, "build_mp_unix.sh")
-    if not os.path.isfile(script):
-        raise SetupError("tools/build_mp_unix.sh is missing")
-    p = subprocess.run(["bash", script], capture_output=True, text=True, timeout=1800)
-    lines = p.stdout.strip().splitlines()
-    path = lines[-1] if lines else ""
-    if p.returncode != 0 or not os.access(path, os.X_OK):
-        raise SetupError(
-            "tools/build_mp_unix.sh failed (%d): %s" % (p.returncode, p.stderr[-2000:])
-        )
-    return path
+    heapjob = _load_heapjob()
+    try:
+        return heapjob.unix_port()
+    except heapjob.HeapJobError as e:
+        raise SetupError(str(e)) from None
 
 
 def _cpus():

@@ -64,21 +64,29 @@ class HeapJobError(Exception):
     pass
 
 
-def micropython_m32():
-    """The 32-bit unix port's path: tools/build_mp_unix.sh m32 (built once, then cached)."""
+def unix_port(variant=""):
+    """A unix port's path from tools/build_mp_unix.sh (built once, then cached): the
+    default 64-bit build, or variant "m32", the 32-bit one."""
+    what = " ".join(["tools/build_mp_unix.sh"] + ([variant] if variant else []))
     try:
         p = subprocess.run(
-            ["bash", BUILD_SCRIPT, "m32"], capture_output=True, text=True, timeout=1800
+            ["bash", BUILD_SCRIPT] + ([variant] if variant else []),
+            capture_output=True,
+            text=True,
+            timeout=1800,
         )
     except subprocess.TimeoutExpired:
-        raise HeapJobError("tools/build_mp_unix.sh m32 did not finish in 30 min") from None
+        raise HeapJobError("%s did not finish in 30 min" % what) from None
     lines = p.stdout.strip().splitlines()
     path = lines[-1] if lines else ""
     if p.returncode != 0 or not os.access(path, os.X_OK):
-        raise HeapJobError(
-            "tools/build_mp_unix.sh m32 failed (exit %d): %s" % (p.returncode, p.stderr[-2000:])
-        )
+        raise HeapJobError("%s failed (exit %d): %s" % (what, p.returncode, p.stderr[-2000:]))
     return path
+
+
+def micropython_m32():
+    """The 32-bit unix port's path: tools/build_mp_unix.sh m32 (built once, then cached)."""
+    return unix_port("m32")
 
 
 def implementation(binary):
