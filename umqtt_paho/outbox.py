@@ -75,7 +75,7 @@ try:
 except ImportError:  # CPython: the host port runs the same file
     const = int  # a function here would cost RAM on the board too
 
-from .packet import MQTTError, remaining_length_size
+from .packet import MQTTError, remaining_length_size, fixed_header
 
 _ERR_QUEUE_SIZE = const(15)
 
@@ -332,18 +332,8 @@ class Outbox:
         need = 1 + remaining_length_size(rl) + (rl if whole else head)
         if need > len(out):
             return -1
-        out[0] = _PUBLISH | flags | (0x08 if dup else 0)
-        pos = 1
-        while True:  # remaining length [2.2.3]
-            d = rl & 0x7F
-            rl >>= 7
-            if rl:
-                out[pos] = d | 0x80
-                pos += 1
-            else:
-                out[pos] = d
-                pos += 1
-                break
+        # The codec writes the fixed header (checked above: it fits)
+        pos = fixed_header(out, _PUBLISH | flags | (0x08 if dup else 0), rl, 0)
         out[pos] = tl >> 8
         out[pos + 1] = tl & 0xFF
         pos += 2

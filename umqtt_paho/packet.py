@@ -125,10 +125,10 @@ def remaining_length_size(n):
     return 1 + (n > 127) + (n > 16383) + (n > 2097151)
 
 
-def _start(buf, first, rl, body):
-    # Check that the fixed header and `body` bytes fit, then write the header (the
-    # remaining length rl as a variable length integer [2.2.3]); returns where the body
-    # starts.
+def fixed_header(buf, first, rl, body):
+    """Write a fixed header (first byte, remaining length rl as a variable length
+    integer [2.2.3]) at buf[0:] after checking that it and `body` more bytes fit;
+    returns where the body starts. Shared by the encoders here and outbox.py."""
     need = 1 + remaining_length_size(rl) + body
     if need > len(buf):
         raise MQTTError(_ERR_PAYLOAD_SIZE, _T_BUFFER, first >> 4, need, len(buf))
@@ -220,7 +220,7 @@ def encode_connect(
             raise ArgError(_T_PASSWORD)
         rl += _check_field(password, _F_PASSWORD, False)
         flags |= 0x40
-    pos = _put(buf, _start(buf, _CONNECT << 4, rl, rl), name)
+    pos = _put(buf, fixed_header(buf, _CONNECT << 4, rl, rl), name)
     buf[pos] = protocol
     buf[pos + 1] = flags
     pos = _put(buf, _put(buf, pos + 2, keepalive), client_id)
@@ -254,7 +254,7 @@ def encode_publish(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=
         raise ArgError(_T_PAYLOAD_LARGE)
     # The payload need not fit the buffer (it may go out from the caller's object)
     first = _PUBLISH << 4 | qos << 1 | (8 if dup else 0) | (1 if retain else 0)
-    pos = _put(buf, _start(buf, first, rl, head), topic)
+    pos = _put(buf, fixed_header(buf, first, rl, head), topic)
     return _put(buf, pos, pid) if qos else pos
 
 
@@ -264,7 +264,7 @@ def encode_ack(buf, ptype, pid):
         raise ArgError(_T_ACK_TYPE)
     _check_pid(pid)
     # PUBREL's reserved flags are 0010 [MQTT-3.6.1-1]
-    return _put(buf, _start(buf, ptype << 4 | (2 if ptype == _PUBREL else 0), 2, 2), pid)
+    return _put(buf, fixed_header(buf, ptype << 4 | (2 if ptype == _PUBREL else 0), 2, 2), pid)
 
 
 def encode_subscribe(buf, pid, filters, unsubscribe=False):
@@ -286,7 +286,7 @@ def encode_subscribe(buf, pid, filters, unsubscribe=False):
             raise ArgError(_T_FILTER, why)
         rl += 2 + len(f)
     # SUBSCRIBE's and UNSUBSCRIBE's reserved flags are 0010 [MQTT-3.8.1-1, 3.10.1-1]
-    pos = _put(buf, _start(buf, t << 4 | 2, rl, rl), pid)
+    pos = _put(buf, fixed_header(buf, t << 4 | 2, rl, rl), pid)
     for f in filters:
         if t == _SUBSCRIBE:
             pos = _put(buf, pos, f[0])
