@@ -315,6 +315,25 @@ def test_a_client_that_breaks_the_protocol_is_recorded_and_cut():
         link.read_into(memoryview(bytearray(4)), 4, 100)
 
 
+@pytest.mark.parametrize(
+    "packet, rule",
+    [
+        (b"\x82\x08\x00\x01\x00\x03a#b\x00", "MQTT-4.7.1-2"),  # '#' not last
+        (b"\x82\x06\x00\x01\x00\x01a\x03", "MQTT-3.8.3-4"),  # QoS 3 asked
+        (b"\x80\x06\x00\x01\x00\x01a\x00", "MQTT-2.2.2-1"),  # SUBSCRIBE flags 0000
+        (b"\x30\x04\x00\x02\xc0\x80", "MQTT-1.5.3-1"),  # overlong UTF-8 topic
+        (b"\x62\x03\x00\x01\x00", "remaining length"),  # PUBREL of 3 bytes
+        (b"\xc0\xff\xff\xff\xff\x01", "longer than 4 bytes"),
+    ],
+)
+def test_a_malformed_packet_from_the_client_is_caught_by_the_codec(packet, rule):
+    # The broker decodes with servercodec, as strict as the codec's own tests.
+    c, port = connected()
+    port.link.write(packet, len(packet), 1000)
+    assert len(port.broker.errors) == 1 and rule in port.broker.errors[0], port.broker.errors
+    assert port.link.state == "cut" and not port.broker.connected("dev1")
+
+
 # ---- the clock --------------------------------------------------------------------------
 
 
