@@ -1,6 +1,6 @@
 # Store and forward through the Client inside the MicroPython VM: Client(...,
 # outbox=Outbox(n)) and Client(..., store=FlashLog(dir)) against the in-memory broker of
-# tests/vm/vmport.py, with a fake clock.
+# umqtt_paho.testing (tests/fakenet.py), with a fake clock.
 #
 # - test_*: messages queued offline reach the broker in order with their QoS, retain,
 #   topic and payload; the Outbox's DROP_OLDEST / DROP_NEWEST / RAISE through
@@ -31,7 +31,7 @@ from umqtt_paho import servercodec as pk
 from umqtt_paho.flashlog import FlashLog
 from umqtt_paho.outbox import DROP_NEWEST, DROP_OLDEST, RAISE, Outbox
 
-from vmport import VMPort
+from fakenet import FakePort
 
 try:  # CPython: names of this process in the temporary folder (each test removes its own)
     import tempfile
@@ -60,8 +60,8 @@ def raises(exc_type, fn, *args, **kw):
 
 
 def offline_client(outbox=None, store=None, client_id=b"store", **kw):
-    """A Client with an outbox (and maybe a flash log) on a VMPort, not connected."""
-    port = VMPort()
+    """A Client with an outbox (and maybe a flash log) on a FakePort, not connected."""
+    port = FakePort()
     c = Client(client_id, port=port, outbox=outbox, store=store, **kw)
     return c, port
 
@@ -72,22 +72,22 @@ def connect(c):
 
 def settle(c, port, limit_ms=600000):
     """Cycle until every accepted message is acknowledged."""
-    t0 = port.now
+    t0 = port.clock.now
     while c.pending():
         c.cycle(10)
-        assert port.now - t0 <= limit_ms, "%d messages pending after %d ms" % (
+        assert port.clock.now - t0 <= limit_ms, "%d messages pending after %d ms" % (
             c.pending(),
             limit_ms,
         )
 
 
 def publishes(port):
-    """The PUBLISH packets the broker received, decoded, in order."""
-    return [v for t, v in port.broker.received if t == pk.PUBLISH]
+    """The PUBLISH packets the broker received (resends included), in order."""
+    return list(port.broker.received)
 
 
 def fields(msgs):
-    return [(m["topic"], m["payload"], m["qos"], m["retain"]) for m in msgs]
+    return [(m.topic.encode(), m.payload, m.qos, m.retain) for m in msgs]
 
 
 def no_errors(port):
@@ -172,8 +172,8 @@ def test_offline_queue_arrives_in_order():
     settle(c, port)
     got = publishes(port)
     assert fields(got) == msgs
-    assert [m["dup"] for m in got] == [False] * 40  # first time out
-    pids = [m["pid"] for m in got]
+    assert [m.dup for m in got] == [False] * 40  # first time out
+    pids = [m.pid for m in got]
     assert [p == 0 for p in pids] == [m[2] == 0 for m in msgs]
     assert [p for p in pids if p] == list(range(1, len([p for p in pids if p]) + 1))
     assert ob.count == ob.unsent == ob.used == ob.dropped == 0 and c.pending() == 0
@@ -296,14 +296,14 @@ def test_flash_log_survives_a_reset_with_dup_and_the_pid_of_each_seq():
     settle(c2, port)
     got = publishes(port)
     assert fields(got) == msgs
-    assert [m["dup"] for m in got] == [True] * 9  # they may have gone out before
-    assert [m["pid"] for m in got] == [pid_of(s) for s in seqs]
-    assert [m["pid"] for m in got] == [65532, 65533, 65534, 65535, 1, 2, 3, 4, 5]
+    assert [m.dup for m in got] == [True] * 9  # they may have gone out before
+    assert [m.pid for m in got] == [pid_of(s) for s in seqs]
+    assert [m.pid for m in got] == [65532, 65533, 65534, 65535, 1, 2, 3, 4, 5]
     assert len(log2) == 0 and c2.pending() == 0
     # A message logged by this client: first time out, the pid of its seq.
     c2.publish(b"m/new", b"fresh", 1)
     last = publishes(port)[-1]
-    assert (last["topic"], last["dup"], last["pid"]) == (b"m/new", False, pid_of(65541))
+    assert (last.topic, last.dup, last.pid) == ("m/new", False, pid_of(65541))
     assert len(log2) == 0
     no_errors(port)
     # Everything acknowledged: a third start sends nothing.
@@ -330,8 +330,8 @@ def test_flash_log_larger_than_the_outbox_is_sent_through_it():
     settle(c2, port)
     got = publishes(port)
     assert fields(got) == msgs
-    assert [m["pid"] for m in got] == [pid_of(s) for s in range(1, 61)]
-    assert [m["dup"] for m in got] == [True] * 60
+    assert [m.pid for m in got] == [pid_of(s) for s in range(1, 61)]
+    assert [m.dup for m in got] == [True] * 60
     assert len(log2) == 0 and c2.outbox.count == 0
     no_errors(port)
     _clear(d)
@@ -354,8 +354,8 @@ def test_flash_log_same_client_offline_then_connected():
     assert len(log) == 0
     got = publishes(port)
     assert fields(got) == offline + live
-    assert [m["pid"] for m in got] == list(range(1, 18))
-    assert [m["dup"] for m in got] == [False] * 17  # logged by this client: first time out
+    assert [m.pid for m in got] == list(range(1, 18))
+    assert [m.dup for m in got] == [False] * 17  # logged by this client: first time out
     no_errors(port)
     _clear(d)
 
@@ -632,8 +632,8 @@ def test_check_flash_workloads():
             assert abs(logged - len(c.store) - sent) <= 5
         assert c._fwd.behind or c.outbox.unsent  # still messages to send
         first = publishes(port)  # the burst of connect(), recorded
-        assert len(first) == 4 and [m["dup"] for m in first] == [True] * 4
-        assert [m["pid"] for m in first] == [1, 2, 3, 4]
+        assert len(first) == 4 and [m.dup for m in first] == [True] * 4
+        assert [m.pid for m in first] == [1, 2, 3, 4]
         no_errors(port)
     c, port, before, queued = _run(_flash_idle_behind(20))
     ob = c.outbox
