@@ -73,3 +73,39 @@ def cycle_all(c):
     """Cycle until a cycle reads nothing."""
     while c.cycle():
         pass
+
+
+# ---- folders for flash logs (a temporary folder on CPython, the VM's /tmp) ------------
+
+try:
+    import os
+    import tempfile
+
+    _TMP = "%s/umqtt_paho_%d_" % (tempfile.gettempdir(), os.getpid())
+except ImportError:  # MicroPython: the VM's in-memory filesystem
+    import os
+
+    _TMP = "/tmp/umqtt_paho_"
+
+
+def remove_dir(path):
+    """Remove a flash log's folder and the files in it (nothing if it is not there)."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        os.remove(path + "/" + name)
+    os.rmdir(path)
+
+
+def tmp_dir(name):
+    """The path of the folder `name` for flash logs, unique to this process."""
+    return _TMP + name
+
+
+def fresh_dir(name):
+    """tmp_dir(name), emptied: no folder there (FlashLog creates it)."""
+    path = _TMP + name
+    remove_dir(path)
+    return path

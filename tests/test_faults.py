@@ -826,3 +826,46 @@ def test_reconnect_that_fails_after_connack_leaves_the_client_disconnected():
     assert rc == 0 or not c.connected(), (
         "reconnect() returned %d (%r) but connected() is True and the link is open" % (rc, err)
     )
+
+
+def test_publish_racing_a_refill_queues_the_message_once(tmp_path):
+    # Found by the live tests' review: publish() logged a message, then, before it
+    # decided where the message goes, the reading thread's refill loaded that very
+    # message from the log; publish() queued it a second time (a QoS 2 duplicate).
+    from umqtt_paho import forward
+    from umqtt_paho.flashlog import FlashLog
+    from umqtt_paho.testing import FakePort
+
+    port = FakePort()
+    d = str(tmp_path / "log")
+    log = FlashLog(d)
+    for k in range(3):
+        log.append("r/t", b"%d" % k, 2)  # from a previous boot, never sent
+    log.close()
+    c = Client("dev", clean_session=False, port=port, store=FlashLog(d))
+    c._tlock = threading.Lock()  # as on a port with threads
+    c._fwd.lock = threading.Lock()
+    c.drain_burst = 0  # connect() sends nothing yet
+    c.connect("broker.test", 60, start_loop=False)
+    app = Stepper(c.publish, "r/t", b"3", qos=2, wait=False)
+    app.until(forward.Forward.publish, "i = -1")  # logged, not yet queued
+    c.drain_burst = 4
+    c._fwd.drain()  # the reading thread: refill loads seqs 1..4 and sends them
+    assert app.finish() == 0
+    seqs = []
+    off = c.outbox.peek()
+    while off >= 0:
+        seqs.append(c.outbox.seq(off))
+        off = c.outbox.after(off)
+    assert seqs == [1, 2, 3, 4]
+    for _ in range(5000):
+        if not c.pending():
+            break
+        c.cycle(10)
+    assert c.pending() == 0
+    assert [m.payload for m in port.broker.received if m.topic == "r/t"] == [
+        b"0",
+        b"1",
+        b"2",
+        b"3",
+    ]

@@ -39,6 +39,7 @@ VM_MODULES = {
     "test_topic": ("tests/test_topic.py", ()),
     "test_client": ("tests/test_client.py", ("tests/fakenet.py",)),
     "test_reconnect": ("tests/test_reconnect.py", ("tests/fakenet.py",)),
+    "test_store_forward": ("tests/test_store_forward.py", ("tests/fakenet.py",)),
     "test_vm_alloc": ("tests/vm/test_vm_alloc.py", ("tests/fakenet.py",)),
     "test_vm_outbox": ("tests/vm/test_vm_outbox.py", ()),
     "test_vm_flashlog": ("tests/vm/test_vm_flashlog.py", ()),
