@@ -40,6 +40,7 @@ VM_MODULES = {
     "test_client": ("tests/test_client.py", ("tests/fakenet.py",)),
     "test_reconnect": ("tests/test_reconnect.py", ("tests/fakenet.py",)),
     "test_store_forward": ("tests/test_store_forward.py", ("tests/fakenet.py",)),
+    "test_testing_helper": ("tests/test_testing_helper.py", ("tests/fakenet.py",)),
     "test_vm_alloc": ("tests/vm/test_vm_alloc.py", ("tests/fakenet.py",)),
     "test_vm_outbox": ("tests/vm/test_vm_outbox.py", ()),
     "test_vm_flashlog": ("tests/vm/test_vm_flashlog.py", ()),
@@ -101,14 +102,23 @@ ALLOC_BUDGET = {
 
 
 def _functions(module, prefix):
-    # Top-level functions of a VM module with this prefix, in source order.
+    # Top-level functions of a VM module with this prefix, in source order, but those
+    # its HOST_ONLY tuple names (tests that need a process, threads, a host tool).
     path = os.path.join(REPO, VM_MODULES[module][0])
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
+    host_only = ()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            "HOST_ONLY"
+        ]:
+            host_only = ast.literal_eval(node.value)
     return [
         node.name
         for node in tree.body
-        if isinstance(node, ast.FunctionDef) and node.name.startswith(prefix)
+        if isinstance(node, ast.FunctionDef)
+        and node.name.startswith(prefix)
+        and node.name not in host_only
     ]
 
 
