@@ -12,7 +12,7 @@
 import os
 
 from umqtt_paho import Client, MQTTError, RECOVERED
-from umqtt_paho.errors import ERR_CONN_REFUSED, ERR_KEEPALIVE, ERR_SUBSCRIBE_REFUSED
+from umqtt_paho.errors import ERR_CONN_REFUSED, ERR_KEEPALIVE, ERR_SUBSCRIBE_REFUSED, ERR_TIMEOUT
 from umqtt_paho.reconnect import ReconnectPolicy
 from umqtt_paho.testing import Broker, FakeClock, FakePort, Message
 
@@ -315,6 +315,46 @@ def test_a_client_that_breaks_the_protocol_is_recorded_and_cut():
     link.write(b"\xc0\x00", 2, 1000)  # PINGREQ before CONNECT
     assert port.broker.errors and "CONNECT" in port.broker.errors[0]
     raises(OSError, link.read_into, memoryview(bytearray(4)), 4, 100)
+
+
+def test_scripted_switches_leave_out_the_answer_not_the_effect():
+    c, port = connected(command_timeout=1000)
+    b = port.broker
+    c.subscribe("dev1/x", lambda *a: None)
+    b.unsuback = False
+    t0 = port.clock.now
+    mqtt_error(ERR_TIMEOUT, c.unsubscribe, "dev1/x")  # no UNSUBACK came
+    assert port.clock.now - t0 >= 1000 and b.subscriptions("dev1") == {}  # yet undone
+    # forward = False: recorded and acked, neither retained nor sent on
+    console, _ = connected(FakePort(broker=b), client_id="console")
+    seen = []
+    console.subscribe("dev1/#", lambda cl, p, t: seen.append(p))
+    b.forward = False
+    c.publish("dev1/t", b"kept here", qos=1, retain=True)
+    drain(console)
+    assert seen == [] and b.retained == {} and b.payloads("dev1/t") == [b"kept here"]
+    b.forward = True
+    c.publish("dev1/t", b"sent on", qos=1)
+    drain(console)
+    assert seen == [b"sent on"]
+
+
+def test_session_present_overrides_what_connack_says():
+    port = FakePort()
+    b = port.broker
+    b.session_present = True  # a lie: there is no session yet
+    c, _ = connected(port, clean_session=False)
+    assert c.session_present and b.errors == []
+    c.subscribe("dev1/cmd", lambda *a: None, qos=1)
+    c.disconnect()
+    b.session_present = False  # as a broker restarted without persistence
+    c2, _ = connected(port, clean_session=False)
+    assert not c2.session_present and b.subscriptions("dev1") == {}  # the session is gone
+    b.session_present = None  # the truth again
+    c2.subscribe("dev1/cmd", lambda *a: None, qos=1)
+    c2.disconnect()
+    c3, _ = connected(port, clean_session=False)
+    assert c3.session_present and b.subscriptions("dev1") == {"dev1/cmd": 1}
 
 
 MALFORMED = (
