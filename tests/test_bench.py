@@ -82,6 +82,8 @@ def test_table_printed(bench):
 def test_mpy_sizes(bench):
     m = bench[0]["mpy"]
     up = m["umqtt_paho"]
+    # the core of tools/build.py: what every board gets (errors.py is loaded only to
+    # word an error; the session and the driver's reading half are part of the core)
     assert up["core_modules"] == ["__init__", "topic", "packet", "session", "reader", "client"]
     for key in ("core", "imported", "all", "with_port"):
         assert _num(up[key]) and up[key] > 0, key

@@ -6,6 +6,9 @@ and `threading` unimportable (sys.modules[name] = None makes `import name` raise
 ImportError), then imports the codec and encodes and decodes packets. A second test
 applies the same poisoning to a tiny module that does `import socket` and checks that
 it fails, proving the technique catches such an import.
+
+The store-and-forward path (umqtt_paho.forward) stays out of a client that uses neither
+an outbox nor a store, and keeps no slot states of its own (the session owns them).
 """
 
 import os
@@ -121,3 +124,22 @@ def test_poisoning_catches_an_import_of_socket(tmp_path):
         assert r.returncode != 0, "poisoning missed the import in " + mod
         assert "ImportError" in r.stderr or "ModuleNotFoundError" in r.stderr, r.stderr
         assert "imported" not in r.stdout
+
+
+def test_forward_keeps_slots_through_the_session_not_its_own_states():
+    # forward.py once copied client.py's slot states; now the session (session.py) owns
+    # every transition and forward.py asks it (take, accept, ack) by packet type.
+    import re
+
+    from umqtt_paho import forward
+
+    src = open(forward.__file__).read()
+    assert not re.search(r"^_(WAIT_\w+|RESERVED|SENT|FREE|DONE) = ", src, re.M)
+    assert "states[" not in src and "from .client" not in src
+
+
+def test_a_client_without_outbox_or_store_does_not_load_forward():
+    code = ("import sys\nfrom umqtt_paho import Client\nfrom umqtt_paho.testing import FakePort\n"
+            "Client('x', port=FakePort())\nprint('umqtt_paho.forward' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -757,16 +757,11 @@ def _threaded_fake_client(client_id):
     c._wlock = threading.Lock()  # as on a port with threads: writes are serialised
     c.on_log = lambda *a: None
     assert c.publish(b"t", b"first", qos=1) == 1  # slot 0 used once, acked and freed
-    port.broker.session_present = 1
-    return c, port
+    return c, port  # (the broker keeps the session: a reconnect finds it present)
 
 
 def _sent_qos(port, payload):
-    return [
-        (f >> 1) & 3
-        for f, body in port.broker.received
-        if f >> 4 == pk.PUBLISH and body.endswith(payload)
-    ]
+    return [m.qos for m in port.broker.received if m.payload == payload]
 
 
 def test_reconnect_while_publish_holds_a_half_made_slot():
@@ -819,15 +814,58 @@ def test_reconnect_that_fails_after_connack_leaves_the_client_disconnected():
     )
     c.on_log = lambda *a: None
     c.subscribe("s", lambda *a: None, qos=1)
-    port.broker.auto_puback = False
+    port.broker.puback = False
     c.publish(b"t", b"1", qos=1, wait=False)
     c.publish(b"t", b"2", qos=1, wait=False)  # the table is full, both await PUBACK
-    port.net.eof = True
+    port.broker.hangup()
     with pytest.raises(OSError):
         c.cycle()
-    port.broker.session_present = 0  # e.g. the broker restarted without persistence
+    port.broker.session_present = False  # e.g. the broker restarted without persistence
     rc = c.reconnect()
     err = c.last_error
     assert rc == 0 or not c.connected(), (
         "reconnect() returned %d (%r) but connected() is True and the link is open" % (rc, err)
     )
+
+
+def test_publish_racing_a_refill_queues_the_message_once(tmp_path):
+    # Found by the live tests' review: publish() logged a message, then, before it
+    # decided where the message goes, the reading thread's refill loaded that very
+    # message from the log; publish() queued it a second time (a QoS 2 duplicate).
+    from umqtt_paho import forward
+    from umqtt_paho.flashlog import FlashLog
+    from umqtt_paho.testing import FakePort
+
+    port = FakePort()
+    d = str(tmp_path / "log")
+    log = FlashLog(d)
+    for k in range(3):
+        log.append("r/t", b"%d" % k, 2)  # from a previous boot, never sent
+    log.close()
+    c = Client("dev", clean_session=False, port=port, store=FlashLog(d))
+    c._tlock = threading.Lock()  # as on a port with threads
+    c._fwd.lock = threading.Lock()
+    c.drain_burst = 0  # connect() sends nothing yet
+    c.connect("broker.test", 60, start_loop=False)
+    app = Stepper(c.publish, "r/t", b"3", qos=2, wait=False)
+    app.until(forward.Forward.publish, "i = -1")  # logged, not yet queued
+    c.drain_burst = 4
+    c._fwd.drain()  # the reading thread: refill loads seqs 1..4 and sends them
+    assert app.finish() == 0
+    seqs = []
+    off = c.outbox.peek()
+    while off >= 0:
+        seqs.append(c.outbox.seq(off))
+        off = c.outbox.after(off)
+    assert seqs == [1, 2, 3, 4]
+    for _ in range(5000):
+        if not c.pending():
+            break
+        c.cycle(10)
+    assert c.pending() == 0
+    assert [m.payload for m in port.broker.received if m.topic == "r/t"] == [
+        b"0",
+        b"1",
+        b"2",
+        b"3",
+    ]

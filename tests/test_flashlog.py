@@ -705,3 +705,64 @@ def test_random_operations_keep_the_guarantees(tmp_path, seed):
         if kw["when_full"] == REFUSE_NEW:
             assert missing == [], (step, missing)
         assert len(seg_files(tmp_path)) <= kw["max_segments"]
+
+
+# ---- the RELEASED mark and pending(after) (moved from test_store_forward.py) -------------
+
+
+def test_release_survives_on_flash_and_ack_clears_it(tmp_path):
+    d = str(tmp_path / "log")
+    log = FlashLog(d, sync_records=100)  # even with batching, release() writes at once
+    s1 = log.append("a/b", b"x", 2)
+    s2 = log.append("a/b", b"y", 2)
+    assert log.release(s2) and not log.released(s1) and log.released(s2)
+    again = FlashLog(d)  # a power cut now: both messages and the mark are on flash
+    assert [r[0] for r in again.pending()] == [s1, s2]
+    assert again.released(s2) and not again.released(s1)
+    assert again.ack(s2) and not again.released(s2)
+    again.sync()
+    third = FlashLog(d)
+    assert not third.released(s2) and [r[0] for r in third.pending()] == [s1]
+    assert not third.release(s2)  # acknowledged: nothing to release
+    assert not third.release(99)  # unknown
+
+
+def test_release_mark_cut_at_every_byte(tmp_path):
+    # A power cut while the RELEASED record is written: the message is released after
+    # the reopen only if its record is whole; the message itself is never lost.
+    src = str(tmp_path / "src")
+    log = FlashLog(src)
+    s1 = log.append("a/b", b"first", 2)
+    s2 = log.append("a/b", b"second", 2)
+    seg = os.path.join(src, sorted(os.listdir(src))[-1])
+    before = os.path.getsize(seg)
+    log.release(s2)
+    data = open(seg, "rb").read()
+    assert len(data) == before + 18  # one 18-byte record, written at once
+    released_at = []
+    for cut in range(before, len(data) + 1):
+        d = str(tmp_path / ("c%d" % cut))
+        shutil.copytree(src, d)
+        with open(os.path.join(d, os.path.basename(seg)), "wb") as f:
+            f.write(data[:cut])
+        again = FlashLog(d)
+        assert [r[0] for r in again.pending()] == [s1, s2]
+        if again.released(s2):
+            released_at.append(cut)
+        assert not again.released(s1)
+    assert released_at == [len(data)]
+
+
+@pytest.mark.parametrize("sync_records", [1, 0])
+def test_pending_after_skips_older_messages_by_their_header(tmp_path, sync_records):
+    # The client resumes reading the log after the last message it loaded: older
+    # segments are not read, older records are skipped without reading their bodies.
+    log = FlashLog(str(tmp_path / "log"), segment_size=256, max_segments=64,
+                   sync_records=sync_records)
+    seqs = [log.append("s/%d" % (k % 3), b"p%03d" % k, 1 + k % 2) for k in range(120)]
+    for s in seqs[::7]:
+        log.ack(s)  # out of order acks: holes
+    everything = list(log.pending())
+    assert len(everything) == 120 - len(seqs[::7])
+    for after in (0, 1, 5, 33, 64, 100, 119, 120, 500):
+        assert list(log.pending(after)) == [r for r in everything if r[0] > after]

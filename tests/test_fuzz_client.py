@@ -4,12 +4,13 @@
   PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP, oversize PUBLISH, ...),
   mutates them (bit flips, truncation, duplicated slices, inserted and deleted bytes,
   overwritten bytes) or makes up random bytes, and feeds them to a connected client
-  (tests/fakenet.py: no real time passes), in chunks of any size, followed by EOF or
-  silence. client.cycle() runs a bounded number of times with a loop_failure hook that
-  records the error. Required for every example: only MQTTError or OSError ever comes
-  out (of cycle(), the hook's last_error, or a publish() from a callback); connected()
-  is False whenever the hook runs; no cycle() call exceeds its time bound on the fake
-  clock, and none loops without time passing (a read counter stops a hang).
+  (umqtt_paho.testing's broker through tests/fakenet.py: no real time passes), in
+  chunks of any size, followed by EOF or silence. client.cycle() runs a bounded number
+  of times with a loop_failure hook that records the error. Required for every
+  example: only MQTTError or OSError ever comes out (of cycle(), the hook's last_error,
+  or a publish() from a callback); connected() is False whenever the hook runs; no
+  cycle() call exceeds its time bound on the fake clock, and none loops without time
+  passing (a read counter stops a hang).
 - The same for the handshake: the stream is the broker's answer to CONNECT.
 - One fake-clock test per bounded wait that test_client.py does not already measure.
 
@@ -24,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakenet import FakeNetwork, FakePort
+from fakenet import FakePort, Link
 from umqtt_paho import BREAK_LOOP, RECOVERED, Client, MQTTError
 from umqtt_paho import errors as E
 from umqtt_paho import servercodec as pk
@@ -81,19 +82,22 @@ class Hang(BaseException):
     """Not an Exception: the client's `except Exception` must not swallow it."""
 
 
-class TimedNetwork(FakeNetwork):
-    """FakeNetwork plus: bytes delivered at given fake times (schedule), an open or a
-    write that take their whole timeout and fail (a host or peer that never answers),
-    and a read counter that raises Hang."""
+class TimedNetwork(Link):
+    """The fake broker's Link plus: bytes delivered at given fake times (schedule), an
+    open or a write that take their whole timeout and fail (a host or peer that never
+    answers), reads that find nothing while the broker still hears the client
+    (stall_reads), writes taken after the stream ended (hangup), and a read counter
+    that raises Hang."""
 
     def __init__(self, port):
         super().__init__(port)
         self.schedule = []  # [(at_ms, bytes)], in time order
         self.reads = 0
+        self.stall_reads = False
 
     def _due(self):
         while self.schedule and self.schedule[0][0] <= self.clock.now:
-            self.inbound += self.schedule.pop(0)[1]
+            self.send(self.schedule.pop(0)[1])
 
     def open(self, host, port, ssl_ctx, timeout_ms):
         self.open_args = (host, port, ssl_ctx, timeout_ms)
@@ -110,17 +114,26 @@ class TimedNetwork(FakeNetwork):
         if self.reads > MAX_READS:
             raise Hang("%d reads without the client giving up" % self.reads)
         self._due()
-        if not self.inbound and not self.closed and self.schedule:
+        if not self.unread() and not self.closed and self.schedule:
             nxt = self.schedule[0][0]
             if nxt <= self.clock.now + max(timeout_ms, 0):
                 self.clock.advance(nxt - self.clock.now)
                 self._due()
+        if self.stall_reads and self.state == "open":
+            self.clock.advance(max(timeout_ms, 0))  # half-open: nothing ever arrives
+            return 0
         return super().read_into(buf, n, timeout_ms)
 
     def write(self, buf, n, timeout_ms):
         if self.port.write_blocks and not self.closed:
             self.clock.advance(max(timeout_ms, 0))  # the peer does not read: buffers full
             raise OSError(errno.ETIMEDOUT, "write timed out after %d ms" % timeout_ms)
+        if self.state == "eof":
+            # The stream has ended (the broker's FIN): what the client still writes is
+            # taken and lost, as by a TCP socket before the RST, so the client goes on
+            # reading the rest of the stream instead of failing at its first write.
+            self.writes += 1
+            return
         super().write(buf, n, timeout_ms)
 
 
@@ -132,7 +145,7 @@ class TimedPort(FakePort):
 
     def Network(self):
         net = TimedNetwork(self)
-        self.networks.append(net)
+        self.links.append(net)
         return net
 
 
@@ -294,7 +307,8 @@ def run_stream(stream, sc, name, handshake=False):
     EXAMPLES[name] += 1
     port = TimedPort()
     broker = port.broker
-    broker.auto_puback = broker.auto_pubrec = broker.auto_pubcomp = False
+    broker.puback = broker.pubrec = broker.pubcomp = False
+    broker.forward = False  # a scripted broker: only the stream reaches the client
     foreign = []  # anything but MQTTError/OSError, from anywhere
     hook_errors = []
 
@@ -318,9 +332,9 @@ def run_stream(stream, sc, name, handshake=False):
             # that never acks makes the resubscribe fail for want of a free slot, which
             # leaves connected() True: test_faults.py::
             # test_reconnect_that_fails_after_connack_leaves_the_client_disconnected.)
-            broker.auto_connack = True
-            broker.auto_puback = broker.auto_pubrec = broker.auto_pubcomp = True
-            broker.__dict__.pop("on_packet", None)  # a plain broker from now on
+            broker.connack = True
+            broker.puback = broker.pubrec = broker.pubcomp = True
+            broker.on_packet = None  # a plain broker from now on
             return RECOVERED if client.reconnect() == 0 else BREAK_LOOP
         return BREAK_LOOP
 
@@ -348,16 +362,13 @@ def run_stream(stream, sc, name, handshake=False):
     try:
         if handshake:
             # The stream answers CONNECT (it should start with a CONNACK).
-            broker.auto_connack = False
-            real = broker.on_packet
+            broker.connack = False
 
-            def answer(first, body):
-                if first >> 4 == pk.CONNECT:
-                    broker.send(stream)
+            def answer(link, name, value):
+                if name == "CONNECT":
+                    link.send(stream)
                     if sc["end"] == "eof":
-                        broker.net.eof = True
-                else:
-                    real(first, body)
+                        link.hangup()
 
             broker.on_packet = answer
             t0 = port.clock.now
@@ -373,22 +384,22 @@ def run_stream(stream, sc, name, handshake=False):
                 return foreign
             took = port.clock.now - t0
             WORST[name] = max(WORST[name], took)
-            if port.net.chunk is None and sc["chunk"]:
-                port.net.chunk = sc["chunk"]
+            if not port.link.chunk and sc["chunk"]:
+                port.link.chunk = sc["chunk"]
         else:
             c.connect("broker.test", KEEPALIVE_S, start_loop=False, loop_failure=hook)
             for q in sc["inflight"]:
                 c.publish(b"fz/out", b"m", qos=q, wait=False)
-            net = port.net
-            net.chunk = sc["chunk"]
+            net = port.link
+            net.chunk = sc["chunk"] or 0
             net.schedule = pieces(stream, sc["gaps"], port.clock.now)
             net._due()
             if sc["end"] == "eof" and not net.schedule:
-                net.eof = True
-        stream_net = port.net  # the connection that carries the stream
+                net.hangup()
+        stream_net = port.link  # the connection that carries the stream
         for _ in range(MAX_CYCLES):
             if sc["end"] == "eof" and not stream_net.schedule:
-                stream_net.eof = True  # the broker closes after the last piece
+                stream_net.hangup()  # the broker closes after the last piece
             t0 = port.clock.now
             try:
                 c.cycle()
@@ -514,7 +525,7 @@ def test_connect_to_a_host_whose_open_never_completes():
         c.connect("h", 60, start_loop=False)
     took = port.clock.now - t0
     print("\nopen never completes: connect() gave up after %d ms (bound 3000)" % took)
-    assert port.net.open_args[3] <= 3000  # the port was given the bound
+    assert port.link.open_args[3] <= 3000  # the port was given the bound
     assert took <= 3000 and not c.connected() and c.get_rc() == -1
     assert c.reconnect() == -1 and port.clock.now - t0 <= 2 * 3000
 
@@ -524,7 +535,7 @@ def test_slow_open_and_no_connack_share_one_command_timeout():
     # 30 % for the CONNACK.
     port = TimedPort()
     port.open_takes = 2100
-    port.broker.auto_connack = False
+    port.broker.connack = False
     c = Client("c", port=port, command_timeout=3000, cycle_timeout=500)
     t0 = port.clock.now
     with pytest.raises(MQTTError) as ei:
@@ -548,7 +559,7 @@ def test_packet_that_starts_just_before_the_deadline_and_stalls(call):
     bound = 3000
     late = {"connect": b"\x20", "publish": b"\x40", "flush": b"\x40"}[call]
     if call == "connect":
-        port.broker.auto_connack = False
+        port.broker.connack = False
         real_network = port.Network
 
         def network():
@@ -559,13 +570,13 @@ def test_packet_that_starts_just_before_the_deadline_and_stalls(call):
         port.Network = network
     else:
         c.connect("h", 60, start_loop=False)
-        port.broker.auto_puback = False
+        port.broker.puback = False
         if call == "flush":
             c.publish("t", "x", qos=1, wait=False)
             bound = 1500
     t0 = port.clock.now
     if call != "connect":
-        port.net.schedule = [(t0 + bound - 1, late)]
+        port.link.schedule = [(t0 + bound - 1, late)]
     if call == "connect":
         with pytest.raises(MQTTError) as ei:
             c.connect("h", 60, start_loop=False)
@@ -598,7 +609,7 @@ def test_half_open_link_found_while_the_application_keeps_sending():
     )
     port.clock.advance(3000)
     c.publish("t", "x", qos=1)  # traffic both ways: its PUBACK is the last packet in
-    port.net.stall_reads = True
+    port.link.stall_reads = True
     t_last = port.clock.now  # nothing is received after this
     with pytest.raises(MQTTError):
         while port.clock.now - t_last < 60000:
@@ -619,7 +630,7 @@ def test_disconnect_with_the_peer_gone_returns_within_its_timeout():
     t0 = port.clock.now
     c.disconnect(timeout=300)
     took = port.clock.now - t0
-    assert took <= 300 and not c.connected() and port.net.closed
+    assert took <= 300 and not c.connected() and port.link.closed
     # Without a timeout: command_timeout.
     port2 = TimedPort()
     c2 = Client("c", port=port2, command_timeout=2000)
@@ -650,6 +661,5 @@ def test_accepted_publish_whose_write_never_completes():
     print("\naccepted publish, write never completes: returned after %d ms (bound 2000)" % took)
     assert pid == 1 and took <= 2000 and c.pending() == 1 and not c.connected()
     port.write_blocks = False
-    port.broker.session_present = 1
-    assert c.reconnect() == 0
-    assert port.net.writes[1] == b"\x3a\x06\x00\x01t\x00\x01x"  # DUP, same id
+    assert c.reconnect() == 0 and c.session_present  # the broker kept the session
+    assert port.link.written[1] == b"\x3a\x06\x00\x01t\x00\x01x"  # DUP, same id

@@ -1,13 +1,13 @@
-"""The ready reconnection policy, on the fake network and clock: backoff bounds,
-limits, breconnect_cb before each attempt, resubscribe and resend after it."""
+# The ready reconnection policy, on the fake broker and clock (tests/fakenet.py):
+# backoff bounds, limits, breconnect_cb before each attempt, resubscribe and resend
+# after it.
+#
+# Runs on CPython (pytest collects it) and inside the 32-bit MicroPython VM on the .mpy
+# build (tests/test_vm.py): plain test functions and asserts, no pytest, no f-strings.
 
-import errno
-
-import pytest
-
-from fakenet import FakePort, connected_client
 from umqtt_paho import BREAK_LOOP, RECOVERED, Client, ReconnectPolicy
-from umqtt_paho import servercodec as pk
+
+from fakenet import FakePort, connected_client, raises
 
 
 def test_delays_grow_exponentially_with_equal_jitter_and_cap():
@@ -24,17 +24,22 @@ def test_policy_waits_reconnects_and_restores_the_session():
     c = Client("p", port=port)
     c.subscribe("cmd/#", lambda *a: None, qos=1)
     policy = ReconnectPolicy(base_ms=1000, cap_ms=8000)
-    c.connect("h", 60, breconnect_cb=lambda cl: calls.append(port.clock.now),
-              loop_failure=policy, start_loop=False)
-    port.net.eof = True
-    port.open_error = OSError(errno.ECONNREFUSED, "broker down")
+    c.connect(
+        "h",
+        60,
+        breconnect_cb=lambda cl: calls.append(port.clock.now),
+        loop_failure=policy,
+        start_loop=False,
+    )
+    port.broker.hangup()
+    port.broker.unreachable = True  # the broker is down
     t0 = port.clock.now
 
     # the broker comes back when the 4th attempt is made
     def breconnect(cl):
         calls.append(port.clock.now - t0)
         if len(calls) == 4:
-            port.open_error = None
+            port.broker.unreachable = False
 
     c._target = c._target[:3] + (breconnect,) + c._target[4:]  # connect()'s breconnect_cb
     assert c.cycle() == -1  # RECOVERED: the hook reconnected
@@ -44,7 +49,8 @@ def test_policy_waits_reconnects_and_restores_the_session():
     for gap, full in zip(gaps, (1000, 2000, 4000, 8000)):
         assert full // 2 <= gap <= full, gaps
     # no session on the broker: the subscription was renewed
-    assert port.broker.types_received()[-2:] == [pk.CONNECT, pk.SUBSCRIBE]
+    assert port.broker.types()[-2:] == ["CONNECT", "SUBSCRIBE"]
+    assert port.broker.subscriptions("p") == {"cmd/#": 1}
 
 
 def test_max_attempts_gives_up_with_break_loop():
@@ -52,12 +58,11 @@ def test_max_attempts_gives_up_with_break_loop():
     policy = ReconnectPolicy(base_ms=100, cap_ms=100, max_attempts=3)
     c._loop_failure = policy
     c.on_log = lambda *a: None
-    port.open_error = OSError(errno.EHOSTUNREACH, "no route")
-    port.net.eof = True
-    with pytest.raises(OSError):
-        c.cycle()
+    port.broker.unreachable = True  # no route
+    port.broker.hangup()
+    raises(OSError, c.cycle)
     assert policy.given_up and policy.attempts == 3
-    assert len(port.networks) == 1 + 3
+    assert len(port.links) == 1 + 3
 
 
 def test_max_time_gives_up_when_the_outage_lasts():
@@ -65,11 +70,10 @@ def test_max_time_gives_up_when_the_outage_lasts():
     policy = ReconnectPolicy(base_ms=1000, cap_ms=4000, max_time_ms=20000)
     c._loop_failure = policy
     c.on_log = lambda *a: None
-    port.open_error = OSError(errno.ECONNREFUSED, "down")
-    port.net.eof = True
+    port.broker.unreachable = True
+    port.broker.hangup()
     t0 = port.clock.now
-    with pytest.raises(OSError):
-        c.cycle()
+    raises(OSError, c.cycle)
     assert policy.given_up and 20000 <= port.clock.now - t0 <= 20000 + 4000
 
 
@@ -78,13 +82,13 @@ def test_non_blocking_policy_lets_a_cycle_loop_run_between_attempts():
     policy = ReconnectPolicy(base_ms=1000, cap_ms=1000, blocking=False)
     c._loop_failure = policy
     c.on_log = lambda *a: None
-    port.open_error = OSError(errno.ECONNREFUSED, "down")
-    port.net.eof = True
+    port.broker.unreachable = True
+    port.broker.hangup()
     results = []
     for _ in range(30):  # the application's own main loop
         results.append(c.cycle())
-        if len(port.networks) == 3:
-            port.open_error = None
+        if len(port.links) == 3:
+            port.broker.unreachable = False
         if c.connected():
             break
     assert c.connected()
@@ -101,22 +105,20 @@ def test_disconnect_stops_the_policy():
         return policy(cl)
 
     c._loop_failure = hook
-    port.net.eof = True
-    with pytest.raises(OSError):
-        c.cycle()
-    assert policy.attempts == 0 and len(port.networks) == 1
+    port.broker.hangup()
+    raises(OSError, c.cycle)
+    assert policy.attempts == 0 and len(port.links) == 1
 
 
 def test_policy_resends_unacked_messages_after_the_outage():
     c, port = connected_client(clean_session=False)
     c._loop_failure = ReconnectPolicy(base_ms=10, cap_ms=10)
-    port.broker.auto_puback = False
+    port.broker.puback = False
     c.publish(b"t", b"m", qos=1, wait=False)
-    port.broker.session_present = 1
-    port.broker.auto_puback = True
-    port.net.eof = True
-    assert c.cycle() == -1
-    assert port.net.writes[1] == b"\x3a\x06\x00\x01t\x00\x01m"  # DUP, same id
+    port.broker.puback = True
+    port.broker.hangup()
+    assert c.cycle() == -1 and c.session_present  # the broker kept the session
+    assert port.link.written[1] == b"\x3a\x06\x00\x01t\x00\x01m"  # DUP, same id
     c.cycle()
     assert c.pending() == 0
 
@@ -126,5 +128,4 @@ def test_reconnect_policy_is_importable_lazily():
 
     assert umqtt_paho.ReconnectPolicy is ReconnectPolicy
     assert RECOVERED != BREAK_LOOP
-    with pytest.raises(AttributeError):
-        umqtt_paho.NoSuchThing  # noqa: B018
+    raises(AttributeError, getattr, umqtt_paho, "NoSuchThing")

@@ -1,25 +1,34 @@
-"""Tests of umqtt_paho.testing, the host-testing helper users test their firmware with.
+# Tests of umqtt_paho.testing, the host-testing helper users test their firmware with.
+#
+# The helper must behave as a real MQTT 3.1.1 broker does on every point a firmware test
+# relies on (acks, QoS 2, retained messages, wills, persistent sessions, keepalive), and
+# its fake clock must be exact, or a user's green test would prove nothing.
+#
+# Runs on CPython (pytest collects it) and inside the 32-bit MicroPython VM on the .mpy
+# build (tests/test_vm.py): plain test functions and asserts, no pytest, no f-strings.
+# The last test (HOST_ONLY: it starts a process) runs the helper's source on
+# MicroPython's unix port, since it is part of the library.
 
-The helper must behave as a real MQTT 3.1.1 broker does on every point a firmware test
-relies on (acks, QoS 2, retained messages, wills, persistent sessions, keepalive), and
-its fake clock must be exact, or a user's green test would prove nothing. The last test
-runs the helper on a real MicroPython (the unix port), since it is part of the library.
-"""
-
-import errno
-import json
 import os
-import shutil
-import subprocess
-
-import pytest
 
 from umqtt_paho import Client, MQTTError, RECOVERED
-from umqtt_paho.errors import ERR_CONN_REFUSED, ERR_KEEPALIVE, ERR_SUBSCRIBE_REFUSED
+from umqtt_paho.errors import ERR_CONN_REFUSED, ERR_KEEPALIVE, ERR_SUBSCRIBE_REFUSED, ERR_TIMEOUT
 from umqtt_paho.reconnect import ReconnectPolicy
 from umqtt_paho.testing import Broker, FakeClock, FakePort, Message
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fakenet import mqtt_error, raises
+
+try:
+    REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+except AttributeError:  # MicroPython: no os.path (the host-only tests need REPO)
+    REPO = None
+
+HOST_ONLY = ("test_the_helper_runs_on_micropython",)  # not run in the VM (tests/test_vm.py)
+
+try:
+    from errno import ECONNRESET
+except ImportError:  # pragma: no cover
+    ECONNRESET = 104
 
 
 def connected(port=None, client_id="dev1", keepalive=0, **kw):
@@ -60,15 +69,14 @@ def test_connect_is_recorded_with_its_fields():
     assert port.broker.errors == []
 
 
-@pytest.mark.parametrize("rc", [1, 2, 3, 4, 5])
-def test_refused_connack_then_the_broker_closes(rc):
-    port = FakePort()
-    port.broker.connack_rc = rc
-    c = Client("dev1", port=port)
-    with pytest.raises(MQTTError) as e:
-        c.connect("broker.test", 0, start_loop=False)
-    assert e.value.code == ERR_CONN_REFUSED and c.get_rc() == rc
-    assert not port.broker.connected()
+def test_refused_connack_then_the_broker_closes():
+    for rc in (1, 2, 3, 4, 5):
+        port = FakePort()
+        port.broker.connack_rc = rc
+        c = Client("dev1", port=port)
+        mqtt_error(ERR_CONN_REFUSED, c.connect, "broker.test", 0, start_loop=False)
+        assert c.get_rc() == rc, rc
+        assert not port.broker.connected() and port.link.state == "closed"
 
 
 def test_users_check_credentials():
@@ -76,8 +84,7 @@ def test_users_check_credentials():
     port.broker.users = {"alice": "secret"}
     c = Client("dev1", port=port)
     c.set_username_pw("alice", "wrong")
-    with pytest.raises(MQTTError):
-        c.connect("broker.test", 0, start_loop=False)
+    raises(MQTTError, c.connect, "broker.test", 0, start_loop=False)
     assert c.get_rc() == 4
     c.set_username_pw("alice", "secret")
     c.connect("broker.test", 0, start_loop=False)
@@ -89,9 +96,8 @@ def test_unreachable_broker_raises_oserror_after_the_connect_delay():
     port.broker.unreachable = True
     port.broker.connect_delay_ms = 3000
     c = Client("dev1", port=port, command_timeout=10000)
-    with pytest.raises(OSError) as e:
-        c.connect("broker.test", 0, start_loop=False)
-    assert e.value.errno == 113
+    e = raises(OSError, c.connect, "broker.test", 0, start_loop=False)
+    assert e.args[0] == 113
     assert port.clock.now == 3000  # the failed TCP connect took its time
     port.broker.unreachable = False
     assert c.reconnect() == 0 and c.connected()
@@ -126,8 +132,7 @@ def test_unanswered_publish_stays_pending_until_the_broker_acks():
     assert c.flush(1500) is False and port.clock.now >= 1500
     port.broker.puback = True
     port.broker.cut()  # the resend after the reconnect is acked
-    with pytest.raises(OSError):
-        c.cycle()
+    raises(OSError, c.cycle)
     assert c.reconnect() == 0
     assert c.flush() is True
     first, resent = port.broker.received
@@ -182,9 +187,7 @@ def test_qos2_to_the_client_is_delivered_exactly_once():
 def test_refused_subscription():
     c, port = connected()
     port.broker.grant = 0x80
-    with pytest.raises(MQTTError) as e:
-        c.subscribe("dev1/secret", lambda *a: None)
-    assert e.value.code == ERR_SUBSCRIBE_REFUSED
+    mqtt_error(ERR_SUBSCRIBE_REFUSED, c.subscribe, "dev1/secret", lambda *a: None)
 
 
 def test_two_clients_on_one_broker():
@@ -227,9 +230,8 @@ def test_cut_resets_the_link_and_publishes_the_will():
     c.set_will("dev1/status", "offline", qos=1, retain=True)
     assert c.reconnect() == 0  # the will goes in the next CONNECT
     port.broker.cut()
-    with pytest.raises(OSError) as e:
-        c.cycle()
-    assert e.value.errno == errno.ECONNRESET
+    e = raises(OSError, c.cycle)
+    assert e.args[0] == ECONNRESET
     assert port.broker.retained == {"dev1/status": b"offline"}
     assert not port.broker.connected("dev1")
 
@@ -265,8 +267,7 @@ def test_clean_session_starts_empty():
 def test_a_second_connection_with_the_same_id_takes_the_session_over():
     first, port = connected()
     second, _ = connected(port)
-    with pytest.raises(OSError):
-        first.cycle()
+    raises(OSError, first.cycle)
     assert second.connected() and port.broker.connected("dev1")
 
 
@@ -279,10 +280,12 @@ def test_keepalive_ping_and_a_stalled_link():
     assert port.clock.now == 5000 and port.broker.types()[-1] == "PINGREQ"  # keepalive / 2
     assert c.cycle() == 13  # PINGRESP, at once
     port.broker.stall()
-    with pytest.raises(MQTTError) as e:
+
+    def run():
         for _ in range(30):
             c.cycle()
-    assert e.value.code == ERR_KEEPALIVE  # the client finds the dead link...
+
+    mqtt_error(ERR_KEEPALIVE, run)  # the client finds the dead link...
     assert port.clock.now <= 5000 + 15000 + 1000
     # ...and the broker drops the silent client after 1.5 x keepalive: the will goes out
     assert port.broker.retained == {"dev1/status": b"offline"}
@@ -311,8 +314,67 @@ def test_a_client_that_breaks_the_protocol_is_recorded_and_cut():
     link.open("broker.test", 1883, None, 1000)
     link.write(b"\xc0\x00", 2, 1000)  # PINGREQ before CONNECT
     assert port.broker.errors and "CONNECT" in port.broker.errors[0]
-    with pytest.raises(OSError):
-        link.read_into(memoryview(bytearray(4)), 4, 100)
+    raises(OSError, link.read_into, memoryview(bytearray(4)), 4, 100)
+
+
+def test_scripted_switches_leave_out_the_answer_not_the_effect():
+    c, port = connected(command_timeout=1000)
+    b = port.broker
+    c.subscribe("dev1/x", lambda *a: None)
+    b.unsuback = False
+    t0 = port.clock.now
+    mqtt_error(ERR_TIMEOUT, c.unsubscribe, "dev1/x")  # no UNSUBACK came
+    assert port.clock.now - t0 >= 1000 and b.subscriptions("dev1") == {}  # yet undone
+    # forward = False: recorded and acked, neither retained nor sent on
+    console, _ = connected(FakePort(broker=b), client_id="console")
+    seen = []
+    console.subscribe("dev1/#", lambda cl, p, t: seen.append(p))
+    b.forward = False
+    c.publish("dev1/t", b"kept here", qos=1, retain=True)
+    drain(console)
+    assert seen == [] and b.retained == {} and b.payloads("dev1/t") == [b"kept here"]
+    b.forward = True
+    c.publish("dev1/t", b"sent on", qos=1)
+    drain(console)
+    assert seen == [b"sent on"]
+
+
+def test_session_present_overrides_what_connack_says():
+    port = FakePort()
+    b = port.broker
+    b.session_present = True  # a lie: there is no session yet
+    c, _ = connected(port, clean_session=False)
+    assert c.session_present and b.errors == []
+    c.subscribe("dev1/cmd", lambda *a: None, qos=1)
+    c.disconnect()
+    b.session_present = False  # as a broker restarted without persistence
+    c2, _ = connected(port, clean_session=False)
+    assert not c2.session_present and b.subscriptions("dev1") == {}  # the session is gone
+    b.session_present = None  # the truth again
+    c2.subscribe("dev1/cmd", lambda *a: None, qos=1)
+    c2.disconnect()
+    c3, _ = connected(port, clean_session=False)
+    assert c3.session_present and b.subscriptions("dev1") == {"dev1/cmd": 1}
+
+
+MALFORMED = (
+    (b"\x82\x08\x00\x01\x00\x03a#b\x00", "MQTT-4.7.1-2"),  # '#' not last
+    (b"\x82\x06\x00\x01\x00\x01a\x03", "MQTT-3.8.3-4"),  # QoS 3 asked
+    (b"\x80\x06\x00\x01\x00\x01a\x00", "MQTT-2.2.2-1"),  # SUBSCRIBE flags 0000
+    (b"\x30\x04\x00\x02\xc0\x80", "MQTT-1.5.3-1"),  # overlong UTF-8 topic
+    (b"\x62\x03\x00\x01\x00", "remaining length"),  # PUBREL of 3 bytes
+    (b"\xc0\xff\xff\xff\xff\x01", "longer than 4 bytes"),
+)
+
+
+def test_a_malformed_packet_from_the_client_is_caught_by_the_codec():
+    # The broker decodes with servercodec, as strict as the codec's own tests.
+    for packet, rule in MALFORMED:
+        c, port = connected()
+        port.link.write(packet, len(packet), 1000)
+        errors = port.broker.errors
+        assert len(errors) == 1 and rule in errors[0], (packet, errors)
+        assert port.link.state == "cut" and not port.broker.connected("dev1")
 
 
 # ---- the clock --------------------------------------------------------------------------
@@ -350,8 +412,7 @@ def test_a_client_works_across_the_ticks_wrap():
 def test_broker_alone():
     b = Broker()
     assert b.publish("t", b"x", retain=True) == 0 and b.retained == {"t": b"x"}
-    with pytest.raises(ValueError):
-        b.publish("t", b"x", qos=3)
+    raises(ValueError, b.publish, "t", b"x", qos=3)
 
 
 # ---- on MicroPython -------------------------------------------------------------------
@@ -388,6 +449,10 @@ print(json.dumps({
 
 
 def micropython_binary():
+    import subprocess
+
+    import pytest
+
     script = os.path.join(REPO, "tools", "build_mp_unix.sh")
     try:
         out = subprocess.run(["bash", script], capture_output=True, text=True, timeout=1800)
@@ -401,6 +466,8 @@ def micropython_binary():
 
 def mp_lib(root):
     """umqtt_paho as on a board: ports/ inside it."""
+    import shutil
+
     pkg = os.path.join(root, "umqtt_paho")
     os.makedirs(os.path.join(pkg, "ports"))
     for name in os.listdir(os.path.join(REPO, "umqtt_paho")):
@@ -413,6 +480,10 @@ def mp_lib(root):
 
 
 def test_the_helper_runs_on_micropython(tmp_path):
+    import errno
+    import json
+    import subprocess
+
     binary = micropython_binary()
     lib = mp_lib(str(tmp_path))
     script = tmp_path / "scenario.py"

@@ -32,6 +32,7 @@
 # This file is loaded by MicroPython too: no f-strings, no typing, no dataclasses.
 
 from .errors import ERR_PAYLOAD_SIZE, ERR_PROTOCOL, REASONS, MQTTError, type_name  # noqa: F401
+from .packet import _check_pid, fixed_header  # packet.py's header writer and id check
 from .packet import (  # noqa: F401  (re-exported: tests and fake brokers use one module)
     decode_ack,
     decode_connack,
@@ -78,36 +79,16 @@ def _bad(msg):
 # ---- encoding (what a broker sends) ---------------------------------------------------
 
 
-def encode_fixed_header(buf, first, rl, what="packet"):
+def encode_fixed_header(buf, first, rl):
     """Write the fixed header of a packet whose remaining length is rl; returns its size.
 
     Checks first that the whole packet (header and rl bytes) fits buf, and raises
-    MQTTError(ERR_PAYLOAD_SIZE) without writing anything if it does not.
+    MQTTError(ERR_PAYLOAD_SIZE) without writing anything if it does not (packet.py's
+    own header writer: the same check, the same words).
     """
     if not 0 <= rl <= MAX_REMAINING_LENGTH:
         raise ValueError("remaining length must be 0..268435455, not %r [2.2.3]" % (rl,))
-    need = 1 + remaining_length_size(rl) + rl
-    if need > len(buf):
-        raise MQTTError(
-            ERR_PAYLOAD_SIZE,
-            "%s needs %d bytes but the buffer has %d" % (what, need, len(buf)),
-        )
-    buf[0] = first
-    pos = 1
-    while True:
-        d = rl & 0x7F
-        rl >>= 7
-        if rl:
-            buf[pos] = d | 0x80
-            pos += 1
-        else:
-            buf[pos] = d
-            return pos + 1
-
-
-def _check_pid(pid):
-    if not 0 < pid <= 65535:
-        raise ValueError("packet id must be 1..65535, not %r [MQTT-2.3.1-1]" % (pid,))
+    return fixed_header(buf, first, rl, rl)
 
 
 def encode_connack(buf, session_present, rc, check=True):
@@ -125,7 +106,7 @@ def encode_connack(buf, session_present, rc, check=True):
         flags = 1 if session_present else 0
     else:
         flags = int(session_present)
-    pos = encode_fixed_header(buf, CONNACK << 4, 2, "CONNACK")
+    pos = encode_fixed_header(buf, CONNACK << 4, 2)
     buf[pos] = flags
     buf[pos + 1] = rc
     return pos + 2
@@ -143,7 +124,7 @@ def encode_suback(buf, pid, codes, check=True):
         for c in codes:
             if c not in (0, 1, 2, SUBACK_FAILURE):
                 raise ValueError("SUBACK return code %r is reserved [MQTT-3.9.3-2]" % (c,))
-    pos = encode_fixed_header(buf, SUBACK << 4, 2 + len(codes), "SUBACK")
+    pos = encode_fixed_header(buf, SUBACK << 4, 2 + len(codes))
     buf[pos] = pid >> 8
     buf[pos + 1] = pid & 0xFF
     pos += 2
@@ -175,12 +156,12 @@ def header_size(mv, pos, end):
 
 def encode_pingreq(buf):
     """PINGREQ [3.12]: 2 bytes."""
-    return encode_fixed_header(buf, PINGREQ << 4, 0, "PINGREQ")
+    return encode_fixed_header(buf, PINGREQ << 4, 0)
 
 
 def encode_disconnect(buf):
     """DISCONNECT [3.14]: 2 bytes."""
-    return encode_fixed_header(buf, DISCONNECT << 4, 0, "DISCONNECT")
+    return encode_fixed_header(buf, DISCONNECT << 4, 0)
 
 
 def decode_pingresp(first, mv, pos, rl):
@@ -192,7 +173,7 @@ def decode_pingresp(first, mv, pos, rl):
 
 def encode_pingresp(buf):
     """PINGRESP [3.13]: 2 bytes."""
-    return encode_fixed_header(buf, PINGRESP << 4, 0, "PINGRESP")
+    return encode_fixed_header(buf, PINGRESP << 4, 0)
 
 
 def encode_publish_message(buf, topic, payload, qos=0, retain=False, dup=False, pid=0):

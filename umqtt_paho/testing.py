@@ -51,6 +51,37 @@
 # FakeClock(wrap=True) the ticks wrap as MicroPython's do (period 2**30): start near
 # the wrap (start_ms=2**30 - 1000) to prove your code uses ticks_diff().
 #
+# For scripted tests (the library's own client tests are written with these):
+# - broker.connack / suback / unsuback / pubrel = False, like puback, pubrec, pubcomp
+#   and pingresp: that answer is not sent (what the packet does on the broker still
+#   happens: the session is set up, the subscription made, the flow moved on).
+#   broker.release(pid) sends a PUBREL held back by pubrel = False.
+# - broker.session_present = True / False: what CONNACK says, whatever the broker had
+#   (False also drops the session it had, as a broker restarted without persistence);
+#   None (the default) tells the truth.
+# - broker.forward = False: messages from clients are recorded and acknowledged, but
+#   neither retained nor sent on to subscribers.
+# - broker.deliver(topic, payload, qos, retain, dup, pid): a PUBLISH straight to the
+#   connected client (subscribed or not), its QoS 1/2 flow followed by the broker.
+# - port.link.send(data): raw bytes to the client (garbage, half a packet, a packet
+#   the broker would never send); broker.hangup(): the broker closes the link: the
+#   client reads what was sent, then its reads raise OSError(ECONNRESET).
+# - broker.on_packet = fn: fn(link, name, value) runs after the broker handled each
+#   packet from a client (name and value as in `packets`), to answer it by hand.
+# - port.link.written: the bytes of each write() call, as the client cut them;
+#   port.link.sent: each packet (or raw send) the broker put on the link. port.link.chunk
+#   = n: at most n bytes per read (the client must reassemble).
+# - broker.record = False: to measure a client's allocations on MicroPython. From then
+#   on the broker only counts packets (counts[type]), answers PUBLISH and PUBREL from
+#   a preallocated buffer and ignores PUBACK, without decoding, recording, forwarding
+#   or calling on_packet; bytes move through preallocated buffers one at a time
+#   (link.push(buf, n) puts raw bytes on the link the same way): the fake broker
+#   itself allocates nothing per message.
+#
+# The MQTT encoding and decoding is servercodec.py's (the broker half of the codec),
+# so a client that sends a malformed packet is caught by the same checks as the
+# codec's tests; the broker records it in `errors` and resets the link.
+#
 # No threads (the port's start_thread is None): drive the client with client.cycle()
 # (connect(..., start_loop=False)). This file runs on MicroPython too: plain code only.
 
@@ -63,29 +94,27 @@ except ImportError:  # pragma: no cover  (a port without errno)
     _EBADF = 9
     _ECONNRESET = 104
 
-from . import packet as _pk
+from . import servercodec as _sc
 from .errors import type_name as _type_name
+from .servercodec import (
+    CONNECT as _CONNECT,
+    PINGREQ as _PINGREQ,
+    PUBACK as _PUBACK,
+    PUBCOMP as _PUBCOMP,
+    PUBLISH as _PUBLISH,
+    PUBREC as _PUBREC,
+    PUBREL as _PUBREL,
+    SUBSCRIBE as _SUBSCRIBE,
+    DISCONNECT as _DISCONNECT,
+    UNSUBSCRIBE as _UNSUBSCRIBE,
+)
 from .topic import matches as _matches
 
 __all__ = ("FakeClock", "FakePort", "Broker", "Message", "Session", "Link")
 
-_CONNECT = 1
-_CONNACK = 2
-_PUBLISH = 3
-_PUBACK = 4
-_PUBREC = 5
-_PUBREL = 6
-_PUBCOMP = 7
-_SUBSCRIBE = 8
-_SUBACK = 9
-_UNSUBSCRIBE = 10
-_UNSUBACK = 11
-_PINGREQ = 12
-_PINGRESP = 13
-_DISCONNECT = 14
-
 _PERIOD = 1 << 30  # MicroPython's ticks period
 _HALF = 1 << 29
+_BUF = 256  # first size of a link's buffers (they grow when a packet needs more)
 
 
 def _b(s):
@@ -106,6 +135,14 @@ def _match(filt, topic):
     f = _b(filt)
     t = _b(topic)
     return _matches(f, t, 0, len(t))
+
+
+def _grown(buf, used, need):
+    # A larger copy of buf[0:used], for `need` bytes at least.
+    new = bytearray(max(2 * len(buf), need))
+    for i in range(used):
+        new[i] = buf[i]
+    return new
 
 
 class FakeClock:
@@ -209,7 +246,8 @@ class Link:
 
     state: "new", "open", "stalled" (half-open: silent both ways), "eof" (the broker
     closed: reads drain what was sent, then raise), "cut" (reset: reads and writes
-    raise), "closed" (the client closed it).
+    raise), "closed" (the client closed it). writes counts write() calls; written holds
+    the bytes of each (while the broker records), sent each packet the broker sent.
     """
 
     def __init__(self, port):
@@ -220,9 +258,19 @@ class Link:
         self.session = None
         self.open_args = None
         self.writes = 0  # write() calls
-        self._in = b""  # broker -> client bytes, from _pos on not read yet
-        self._pos = 0
-        self._out = b""  # client -> broker bytes of a packet not complete yet
+        self.written = []  # the bytes of each write() call (while broker.record)
+        self.sent = []  # the bytes of each packet the broker sent (while broker.record)
+        self.chunk = 0  # > 0: at most this many bytes per read_into
+        self._tx = bytearray(_BUF)  # broker -> client: _tx[_tx_start:_tx_end] not read yet
+        self._tx_start = 0
+        self._tx_end = 0
+        self._rx = bytearray(_BUF)  # client -> broker: _rx[0:_rx_len], a packet not complete
+        self._rx_len = 0
+
+    @property
+    def closed(self):
+        """True once the client closed the link."""
+        return self.state == "closed"
 
     # ---- the port contract -------------------------------------------------------------
 
@@ -242,16 +290,21 @@ class Link:
             raise OSError(_EBADF, "read on a closed link")
         if st == "cut":
             raise OSError(_ECONNRESET, "connection reset (umqtt_paho.testing cut)")
-        avail = len(self._in) - self._pos
+        s = self._tx_start
+        avail = self._tx_end - s
         if avail > 0 and st != "stalled" and n > 0:
             k = n if n < avail else avail
-            p = self._pos
-            buf[0:k] = self._in[p : p + k]
-            p += k
-            if p == len(self._in):
-                self._in = b""
-                p = 0
-            self._pos = p
+            c = self.chunk
+            if c and k > c:
+                k = c
+            tx = self._tx
+            for i in range(k):
+                buf[i] = tx[s + i]
+            s += k
+            if s == self._tx_end:
+                self._tx_start = self._tx_end = 0
+            else:
+                self._tx_start = s
             return k
         if st == "eof":
             raise OSError(_ECONNRESET, "connection closed by the broker")
@@ -267,9 +320,12 @@ class Link:
         if st == "cut" or st == "eof":
             raise OSError(_ECONNRESET, "connection reset (umqtt_paho.testing)")
         self.writes += 1
+        b = self.broker
+        if b.record:
+            self.written.append(bytes(memoryview(buf)[:n]))
         if st == "stalled":
             return  # half-open: the bytes go nowhere
-        self.broker._feed(self, bytes(memoryview(buf)[:n]))
+        b._feed(self, buf, n)
 
     def close(self):
         if self.state != "closed":
@@ -278,15 +334,51 @@ class Link:
 
     # ---- the broker's side -------------------------------------------------------------
 
-    def _send(self, data):
+    def send(self, data):
+        """Raw bytes to the client, as they are (recorded in `sent`)."""
         if self.state == "open":
-            self._in = self._in[self._pos :] + data
-            self._pos = 0
+            if self.broker.record:
+                self.sent.append(bytes(data))
+            self.push(data, len(data))
+
+    def push(self, data, n):
+        """data[0:n] to the client, not recorded: allocates nothing once the link's
+        buffer has grown to what the client leaves unread."""
+        if self.state != "open":
+            return
+        tx = self._tx
+        e = self._tx_end
+        if e + n > len(tx):
+            s = self._tx_start
+            m = e - s
+            if m + n > len(tx):
+                new = bytearray(max(2 * len(tx), m + n))
+                for i in range(m):
+                    new[i] = tx[s + i]
+                self._tx = tx = new
+            else:
+                for i in range(m):
+                    tx[i] = tx[s + i]
+            self._tx_start = 0
+            self._tx_end = e = m
+        for i in range(n):
+            tx[e + i] = data[i]
+        self._tx_end = e + n
+
+    def unread(self):
+        """Bytes sent to the client and not read yet."""
+        return self._tx_end - self._tx_start
+
+    def hangup(self):
+        """The broker closes the link: the client reads what was sent, then its reads
+        raise OSError(ECONNRESET); the will is published."""
+        if self.state == "open" or self.state == "stalled":
+            self.broker._gone(self, True)
+            self.state = "eof"
 
     def _reset(self):
         # Unread bytes are lost with a reset connection.
-        self._in = b""
-        self._pos = 0
+        self._tx_start = self._tx_end = 0
         if self.state != "closed":
             self.state = "cut"
 
@@ -297,7 +389,7 @@ class Broker:
     Records: received (Message per PUBLISH from a client), packets ((client id, packet
     name, value) per packet from a client), retained (topic -> payload), errors (what a
     client did against the spec; a test asserts it is empty), sessions (client id ->
-    Session), links (every connection opened).
+    Session), links (every connection opened), counts (packets received, per type).
     """
 
     def __init__(self, clock=None):
@@ -309,10 +401,18 @@ class Broker:
         self.unreachable_errno = 113
         self.connect_delay_ms = 0
         self.grant = None  # None: grant what was asked; or one SUBACK code for all
+        self.connack = True
         self.puback = True
         self.pubrec = True
+        self.pubrel = True
         self.pubcomp = True
+        self.suback = True
+        self.unsuback = True
         self.pingresp = True
+        self.session_present = None  # None: the truth; True / False: what CONNACK says
+        self.forward = True
+        self.on_packet = None  # fn(link, name, value), after each packet from a client
+        self.record = True
         # what happened
         self.received = []
         self.packets = []
@@ -321,7 +421,9 @@ class Broker:
         self.errors = []
         self.sessions = {}
         self.links = []
+        self.counts = [0] * 16
         self._last = {}  # (client id, pid) -> the last Message with that id, any session
+        self._ack = bytearray(4)  # the acks of record = False
 
     # ---- for tests ---------------------------------------------------------------------
 
@@ -335,6 +437,21 @@ class Broker:
         m.at = self.clock.now
         return self._route(m)
 
+    def deliver(self, topic, payload, qos=0, retain=False, dup=False, pid=None, client_id=None):
+        """Send client_id (the newest connected client if None) a PUBLISH, subscribed or
+        not, and follow its QoS 1/2 flow as for any message the broker sends. pid=None
+        takes the session's next free packet id. Returns the packet id (0 at QoS 0)."""
+        if qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        m = Message(topic, payload, qos, retain)
+        m.at = self.clock.now
+        return self._deliver(self._session_of(client_id), m, qos, retain, dup, pid)
+
+    def release(self, pid, client_id=None):
+        """PUBREL to client_id (the newest connected client if None): for a message
+        whose PUBREC came while pubrel was False."""
+        self._send(self._session_of(client_id).link, _sc.to_bytes(_sc.encode_ack, _PUBREL, pid))
+
     def cut(self, client_id=None):
         """Reset the link of client_id (of every client if None): the client's next
         read or write raises OSError(_ECONNRESET); the will is published."""
@@ -342,6 +459,13 @@ class Broker:
             link = s.link
             self._gone(link, True)
             link._reset()
+
+    def hangup(self, client_id=None):
+        """Close the link of client_id (of every client if None) from the broker's
+        side: what was sent is still read, then the client's reads raise
+        OSError(ECONNRESET); the will is published."""
+        for s in self._live(client_id):
+            s.link.hangup()
 
     def stall(self, client_id=None):
         """Make the link of client_id (every client if None) half-open: silent both
@@ -389,128 +513,169 @@ class Broker:
                 out.append(s)
         return out
 
-    def _feed(self, link, data):
-        buf = link._out + data
+    def _session_of(self, client_id):
+        if client_id is not None:
+            live = self._live(client_id)
+            if live:
+                return live[0]
+        else:
+            for link in reversed(self.links):
+                s = link.session
+                if s is not None and s.link is link:
+                    return s
+        raise ValueError("no client %s is connected" % (client_id or ""))
+
+    def _feed(self, link, buf, n):
+        # The client wrote buf[0:n]: append it to what the link holds, then handle
+        # every complete packet. Allocates nothing itself (see _quiet).
+        rx = link._rx
+        have = link._rx_len
+        if have + n > len(rx):
+            link._rx = rx = _grown(rx, have, have + n)
+        for i in range(n):
+            rx[have + i] = buf[i]
+        have += n
         start = 0
-        end = len(buf)
-        while start < end:
+        while start < have:
             try:
-                rl = _pk.remaining_length(buf, start + 1, end)
+                hs = _sc.header_size(rx, start, have)
             except Exception as e:
+                link._rx_len = 0
                 self._error(link, "malformed remaining length: %r" % (e,))
                 return
-            if rl < 0:
+            if hs < 0:
                 break
-            hs = 1 + _pk.remaining_length_size(rl)
-            if start + hs + rl > end:
+            end = start + hs + _sc.remaining_length(rx, start + 1, have)
+            if end > have or link.state != "open":
                 break
-            first = buf[start]
-            body = buf[start + hs : start + hs + rl]
-            start += hs + rl
-            if link.state != "open":
-                break
+            first = rx[start]
             try:
-                self._packet(link, first, body)
+                rec = self._packet(link, first, start + hs, end - start - hs)
             except Exception as e:  # malformed: as a broker, close the link
+                link._rx_len = 0
                 self._error(link, "malformed %s: %r" % (_type_name(first >> 4), e))
                 return
-        link._out = buf[start:]
+            start = end
+            if rec is not None and self.on_packet is not None:
+                self.on_packet(link, rec[1], rec[2])
+            rx = link._rx  # (on_packet may have written to the link)
+        if start:
+            for i in range(have - start):
+                rx[i] = rx[start + i]
+        link._rx_len = have - start
 
     def _error(self, link, text):
         self.errors.append(text)
         self._gone(link, True)
         link._reset()
 
-    def _packet(self, link, first, body):
-        t = first >> 4
-        s = link.session
-        cid = s.client_id if s is not None else None
-        if s is None and t != _CONNECT:
-            self._error(link, "first packet is %s, not CONNECT [MQTT-3.1.0-1]" % _type_name(t))
-            return
-        if s is not None:
-            s.last_seen = self.clock.now
-        if t == _CONNECT:
-            if s is not None:
-                self._error(link, "a second CONNECT [MQTT-3.1.0-2]")
-                return
-            self._connect(link, body)
-        elif t == _PUBLISH:
-            self._on_publish(link, s, first, body)
-        elif t == _PUBACK:
-            self.packets.append((cid, "PUBACK", _u16(body, 0)))
-            self._outbound_ack(s, _u16(body, 0), "PUBACK")
-        elif t == _PUBREC:
-            pid = _u16(body, 0)
-            self.packets.append((cid, "PUBREC", pid))
-            if self._outbound_ack(s, pid, "PUBREC"):
-                link._send(_ack(_PUBREL, pid))
-        elif t == _PUBREL:
-            pid = _u16(body, 0)
-            self.packets.append((cid, "PUBREL", pid))
-            if pid in s.in_qos2:
-                s.in_qos2.remove(pid)
+    def _quiet(self, link, first, t, pos):
+        # record = False: PUBLISH and PUBREL answered, PUBACK ignored, from the bytes,
+        # allocating nothing. True if handled.
+        rx = link._rx
+        if t == _PUBLISH:
+            qos = (first >> 1) & 3
+            if qos:
+                tl = rx[pos] << 8 | rx[pos + 1]
+                pid = rx[pos + 2 + tl] << 8 | rx[pos + 3 + tl]
+                if qos == 1:
+                    if self.puback:
+                        link.push(self._ack, _sc.encode_ack(self._ack, _PUBACK, pid))
+                elif self.pubrec:
+                    link.push(self._ack, _sc.encode_ack(self._ack, _PUBREC, pid))
+            return True
+        if t == _PUBREL:
             if self.pubcomp:
-                link._send(_ack(_PUBCOMP, pid))
-        elif t == _PUBCOMP:
-            self.packets.append((cid, "PUBCOMP", _u16(body, 0)))
-            self._outbound_ack(s, _u16(body, 0), "PUBCOMP")
-        elif t == _SUBSCRIBE:
-            self._subscribe(link, s, body)
+                pid = rx[pos] << 8 | rx[pos + 1]
+                link.push(self._ack, _sc.encode_ack(self._ack, _PUBCOMP, pid))
+            return True
+        return t == _PUBACK
+
+    def _packet(self, link, first, pos, rl):
+        # One packet from the client; returns what was appended to `packets` (or None).
+        t = first >> 4
+        self.counts[t] += 1
+        s = link.session
+        if s is None:
+            if t != _CONNECT:
+                self._error(
+                    link, "first packet is %s, not CONNECT [MQTT-3.1.0-1]" % _type_name(t)
+                )
+                return None
+        else:
+            s.last_seen = self.clock.now
+            if not self.record and self._quiet(link, first, t, pos):
+                return None
+            if t == _CONNECT:
+                self._error(link, "a second CONNECT [MQTT-3.1.0-2]")
+                return None
+        t, value = _sc.decode_packet(first, link._rx, pos, rl)
+        if t == _CONNECT:
+            return self._connect(link, value)
+        if t == _PUBLISH:
+            return self._on_publish(link, s, value)
+        if t == _SUBSCRIBE:
+            return self._subscribe(link, s, value)
+        cid = s.client_id
+        name = _type_name(t)
+        if t == _UNSUBSCRIBE:
+            pid, filters = value
+            filters = [_s(f) for f in filters]
+            for f in filters:
+                s.subscriptions.pop(f, None)
+            value = (pid, filters)
+        rec = (cid, name, value)
+        if t == _PUBACK or t == _PUBCOMP:
+            self.packets.append(rec)
+            self._outbound_ack(s, value, name)
+        elif t == _PUBREC:
+            self.packets.append(rec)
+            if self._outbound_ack(s, value, name) and self.pubrel:
+                self._send(link, _sc.to_bytes(_sc.encode_ack, _PUBREL, value))
+        elif t == _PUBREL:
+            self.packets.append(rec)
+            if value in s.in_qos2:
+                s.in_qos2.remove(value)
+            if self.pubcomp:
+                self._send(link, _sc.to_bytes(_sc.encode_ack, _PUBCOMP, value))
         elif t == _UNSUBSCRIBE:
-            pid = _u16(body, 0)
-            filters = []
-            pos = 2
-            while pos < len(body):
-                f, pos = _string(body, pos)
-                filters.append(_s(f))
-                s.subscriptions.pop(_s(f), None)
-            self.packets.append((cid, "UNSUBSCRIBE", (pid, filters)))
-            link._send(_ack(_UNSUBACK, pid))
+            self.packets.append(rec)
+            if self.unsuback:
+                self._send(link, _sc.to_bytes(_sc.encode_unsuback, value[0]))
         elif t == _PINGREQ:
-            self.packets.append((cid, "PINGREQ", None))
+            self.packets.append(rec)
             if self.pingresp:
-                link._send(bytes((_PINGRESP << 4, 0)))
+                self._send(link, _sc.to_bytes(_sc.encode_pingresp))
         elif t == _DISCONNECT:
-            self.packets.append((cid, "DISCONNECT", None))
+            self.packets.append(rec)
             s.will = None  # [MQTT-3.1.2-10]
             self._gone(link, False)
             link.state = "eof"
         else:
-            self._error(link, "a client must not send %s" % _type_name(t))
+            self._error(link, "a client must not send %s" % name)
+            return None
+        return rec
 
-    def _connect(self, link, body):
-        pos = 0
-        name, pos = _string(body, pos)
-        level = body[pos]
-        flags = body[pos + 1]
-        keepalive = _u16(body, pos + 2)
-        pos += 4
-        cid, pos = _string(body, pos)
+    def _connect(self, link, d):
         will = None
-        if flags & 0x04:
-            wt, pos = _string(body, pos)
-            wp, pos = _string(body, pos)
-            will = Message(wt, wp, (flags >> 3) & 3, flags & 0x20)
-        user = None
-        password = None
-        if flags & 0x80:
-            user, pos = _string(body, pos)
-        if flags & 0x40:
-            password, pos = _string(body, pos)
-        clean = bool(flags & 0x02)
-        cid = _s(cid)
+        if d["will_topic"] is not None:
+            will = Message(d["will_topic"], d["will_payload"], d["will_qos"], d["will_retain"])
+        user = d["username"]
+        password = d["password"]
+        clean = d["clean_session"]
+        cid = _s(d["client_id"])
         info = {
-            "protocol": _s(name),
-            "level": level,
+            "protocol": _s(d["protocol_name"]),
+            "level": d["level"],
             "client_id": cid,
             "clean_session": clean,
-            "keepalive": keepalive,
+            "keepalive": d["keepalive"],
             "will": will,
             "username": None if user is None else _s(user),
             "password": password,
         }
-        self.packets.append((cid, "CONNECT", info))
+        rec = (cid, "CONNECT", info)
+        self.packets.append(rec)
         rc = self.connack_rc
         if not rc and not cid and not clean:
             rc = 2  # identifier rejected [MQTT-3.1.3-8]
@@ -520,15 +685,16 @@ class Broker:
             ):
                 rc = 4
         if rc:
-            link._send(bytes((_CONNACK << 4, 2, 0, rc)))
+            if self.connack:
+                self._send(link, _sc.to_bytes(_sc.encode_connack, 0, rc, False))
             link.state = "eof"  # the broker closes after a refusal [MQTT-3.2.2-5]
-            return
+            return rec
         old = self.sessions.get(cid)
         if old is not None and old.link is not None:
             other = old.link  # take-over [MQTT-3.1.4-2]
             self._gone(other, False)
             other._reset()
-        if old is None or clean or old.clean:
+        if old is None or clean or old.clean or self.session_present is False:
             s = Session(cid, clean)  # a new session [MQTT-3.1.2-6]
             present = False
         else:
@@ -538,33 +704,30 @@ class Broker:
         s.clean = clean
         s.link = link
         s.will = will
-        s.keepalive_ms = keepalive * 1000
+        s.keepalive_ms = d["keepalive"] * 1000
         s.last_seen = self.clock.now
         link.session = s
-        link._send(bytes((_CONNACK << 4, 2, 1 if present else 0, 0)))
+        if self.connack:
+            flag = present if self.session_present is None else self.session_present
+            self._send(link, _sc.to_bytes(_sc.encode_connack, 1 if flag else 0, 0, False))
         if present:
             # Unacknowledged messages first, in order, then what was queued [4.4].
             for pid in sorted(s.out):
                 m, qos, state = s.out[pid]
                 if state == "PUBCOMP":
-                    link._send(_ack(_PUBREL, pid))
+                    self._send(link, _sc.to_bytes(_sc.encode_ack, _PUBREL, pid))
                 else:
-                    link._send(_publish(m, qos, False, True, pid))
+                    self._send(link, _publish(m, qos, False, True, pid))
             queue = s.queue
             s.queue = []
             for m, qos in queue:
                 self._deliver(s, m, qos, False)
+        return rec
 
-    def _on_publish(self, link, s, first, body):
-        qos = (first >> 1) & 3
-        tl = _u16(body, 0)
-        topic = body[2 : 2 + tl]
-        pos = 2 + tl
-        pid = 0
-        if qos:
-            pid = _u16(body, pos)
-            pos += 2
-        m = Message(topic, body[pos:], qos, first & 1, first & 8, pid, s.client_id)
+    def _on_publish(self, link, s, d):
+        qos = d["qos"]
+        pid = d["pid"]
+        m = Message(d["topic"], d["payload"], qos, d["retain"], d["dup"], pid, s.client_id)
         m.at = self.clock.now
         if qos:
             # A resend (DUP) of the last message with this id: the first copy arrived.
@@ -575,36 +738,36 @@ class Broker:
         if qos == 2 and pid in s.in_qos2:
             m.duplicate = True
         self.received.append(m)
-        self.packets.append((s.client_id, "PUBLISH", m))
+        rec = (s.client_id, "PUBLISH", m)
+        self.packets.append(rec)
         if qos == 1:
             if self.puback:
-                link._send(_ack(_PUBACK, pid))
+                self._send(link, _sc.to_bytes(_sc.encode_ack, _PUBACK, pid))
         elif qos == 2:
             first_time = pid not in s.in_qos2
             if first_time:
                 s.in_qos2.append(pid)
             if self.pubrec:
-                link._send(_ack(_PUBREC, pid))
+                self._send(link, _sc.to_bytes(_sc.encode_ack, _PUBREC, pid))
             if not first_time:
-                return  # already forwarded [MQTT-4.3.3-2]
-        self._route(m)
+                return rec  # already forwarded [MQTT-4.3.3-2]
+        if self.forward:
+            self._route(m)
+        return rec
 
-    def _subscribe(self, link, s, body):
-        pid = _u16(body, 0)
-        pos = 2
-        asked = []
-        while pos < len(body):
-            f, pos = _string(body, pos)
-            asked.append((_s(f), body[pos]))
-            pos += 1
-        self.packets.append((s.client_id, "SUBSCRIBE", (pid, asked)))
+    def _subscribe(self, link, s, value):
+        pid, filters = value
+        asked = [(_s(f), q) for f, q in filters]
+        rec = (s.client_id, "SUBSCRIBE", (pid, asked))
+        self.packets.append(rec)
         codes = []
         for f, q in asked:
             code = q if self.grant is None else self.grant
             if code != 0x80:
                 s.subscriptions[f] = code
             codes.append(code)
-        link._send(_header(_SUBACK << 4, 2 + len(codes)) + _u16b(pid) + bytes(codes))
+        if self.suback:
+            self._send(link, _sc.to_bytes(_sc.encode_suback, pid, codes, False))
         # Retained messages matching each new subscription, retain flag set [MQTT-3.3.1-6]
         for i in range(len(asked)):
             code = codes[i]
@@ -614,6 +777,7 @@ class Broker:
                 if _match(asked[i][0], topic):
                     m = Message(topic, self.retained[topic], self._retained_qos[topic], True)
                     self._deliver(s, m, min(m.qos, code), True)
+        return rec
 
     def _outbound_ack(self, s, pid, got):
         entry = s.out.get(pid)
@@ -630,6 +794,9 @@ class Broker:
         return True
 
     # ---- sending -----------------------------------------------------------------------
+
+    def _send(self, link, data):
+        link.send(data)
 
     def _route(self, m):
         if m.retain:
@@ -657,22 +824,25 @@ class Broker:
             n += 1
         return n
 
-    def _deliver(self, s, m, qos, retain):
+    def _deliver(self, s, m, qos, retain, dup=False, pid=None):
         link = s.link
         if link is None:
             if qos and not s.clean:
                 s.queue.append((m, qos))
-            return
-        pid = 0
-        if qos:
-            pid = s.next_pid
-            while True:
-                pid = pid % 65535 + 1
-                if pid not in s.out:
-                    break
-            s.next_pid = pid
+            return 0
+        if not qos:
+            pid = 0
+        else:
+            if pid is None:
+                pid = s.next_pid
+                while True:
+                    pid = pid % 65535 + 1
+                    if pid not in s.out:
+                        break
+                s.next_pid = pid
             s.out[pid] = [m, qos, "PUBACK" if qos == 1 else "PUBREC"]
-        link._send(_publish(m, qos, retain, False, pid))
+        self._send(link, _publish(m, qos, retain, dup, pid))
+        return pid
 
     def _gone(self, link, publish_will):
         # The link ended; without DISCONNECT the will goes out [MQTT-3.1.2-8].
@@ -690,50 +860,20 @@ class Broker:
             self._route(will)
 
     def _expire(self):
-        # A client silent for 1.5 x its keepalive is dropped [MQTT-3.1.2-24].
+        # A client silent for 1.5 x its keepalive is dropped [MQTT-3.1.2-24]. (Over the
+        # links, a list: no allocation on an idle read.)
         now = self.clock.now
-        for s in list(self.sessions.values()):
-            ka = s.keepalive_ms
-            if s.link is not None and ka and now - s.last_seen >= ka + (ka >> 1):
-                link = s.link
-                self._gone(link, True)
-                link._reset()
-
-
-def _u16(b, pos):
-    return b[pos] << 8 | b[pos + 1]
-
-
-def _u16b(n):
-    return bytes((n >> 8, n & 0xFF))
-
-
-def _string(b, pos):
-    n = _u16(b, pos)
-    return bytes(b[pos + 2 : pos + 2 + n]), pos + 2 + n
-
-
-def _header(first, rl):
-    out = [first]
-    while True:
-        d = rl & 0x7F
-        rl >>= 7
-        out.append(d | 0x80 if rl else d)
-        if not rl:
-            return bytes(out)
-
-
-def _ack(t, pid):
-    buf = bytearray(4)
-    _pk.encode_ack(buf, t, pid)
-    return bytes(buf)
+        for link in self.links:
+            s = link.session
+            if s is not None and s.link is link:
+                ka = s.keepalive_ms
+                if ka and now - s.last_seen >= ka + (ka >> 1):
+                    self._gone(link, True)
+                    link._reset()
 
 
 def _publish(m, qos, retain, dup, pid):
-    topic = _b(m.topic)
-    buf = bytearray(len(topic) + 9)
-    n = _pk.encode_publish(buf, topic, len(m.payload), qos, retain, dup, pid)
-    return bytes(buf[:n]) + m.payload
+    return _sc.to_bytes(_sc.encode_publish_message, _b(m.topic), m.payload, qos, retain, dup, pid)
 
 
 class FakePort:

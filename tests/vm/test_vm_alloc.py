@@ -3,8 +3,9 @@
 # Each measure_* function sets up and warms up, then returns (work, n): tests/vm/run.mjs
 # collects garbage, then with the GC disabled reads gc.mem_alloc() around n calls of
 # work() (tests/vm/vmrunner.py). tests/test_vm.py asserts the figures. The transport
-# (tests/vm/vmport.py with broker.record = False) allocates nothing itself
-# (measure_port_write proves it), so what measure_publish_qos0 finds is the library's.
+# (umqtt_paho.testing's broker and link, through tests/fakenet.py, with broker.record =
+# False) allocates nothing itself (measure_port_write and measure_cycle_idle prove it),
+# so what measure_publish_qos0 finds is the library's.
 #
 # The smaller measure_* functions split the publish path into its pieces, so that a
 # non-zero figure points at the line that allocates.
@@ -13,7 +14,7 @@
 
 from umqtt_paho import servercodec as pk
 
-from vmport import VMPort
+from fakenet import FakePort
 
 N = 1000
 TOPIC = b"sensors/vm/temperature"
@@ -23,7 +24,7 @@ PAYLOAD = b"x" * 64
 def _client(**kw):
     from umqtt_paho import Client
 
-    port = VMPort()
+    port = FakePort()
     c = Client(b"alloc", port=port, **kw)
     c.connect("broker.vm", 0, start_loop=False)
     port.broker.record = False  # from here on the broker only counts packets

@@ -1,6 +1,6 @@
 # Store and forward through the Client inside the MicroPython VM: Client(...,
 # outbox=Outbox(n)) and Client(..., store=FlashLog(dir)) against the in-memory broker of
-# tests/vm/vmport.py, with a fake clock.
+# umqtt_paho.testing (tests/fakenet.py), with a fake clock.
 #
 # - test_*: messages queued offline reach the broker in order with their QoS, retain,
 #   topic and payload; the Outbox's DROP_OLDEST / DROP_NEWEST / RAISE through
@@ -31,14 +31,7 @@ from umqtt_paho import servercodec as pk
 from umqtt_paho.flashlog import FlashLog
 from umqtt_paho.outbox import DROP_NEWEST, DROP_OLDEST, RAISE, Outbox
 
-from vmport import VMPort
-
-try:  # CPython: names of this process in the temporary folder (each test removes its own)
-    import tempfile
-
-    BASE = "%s/vm_store_%d_" % (tempfile.gettempdir(), os.getpid())
-except ImportError:  # MicroPython: the VM's in-memory filesystem
-    BASE = "/tmp/vm_store_"
+from fakenet import FakePort, fresh_dir, remove_dir, tmp_dir
 
 N = 1000  # iterations of an Outbox measure
 NF = 200  # iterations of a flash measure (each may write a file)
@@ -60,8 +53,8 @@ def raises(exc_type, fn, *args, **kw):
 
 
 def offline_client(outbox=None, store=None, client_id=b"store", **kw):
-    """A Client with an outbox (and maybe a flash log) on a VMPort, not connected."""
-    port = VMPort()
+    """A Client with an outbox (and maybe a flash log) on a FakePort, not connected."""
+    port = FakePort()
     c = Client(client_id, port=port, outbox=outbox, store=store, **kw)
     return c, port
 
@@ -72,22 +65,22 @@ def connect(c):
 
 def settle(c, port, limit_ms=600000):
     """Cycle until every accepted message is acknowledged."""
-    t0 = port.now
+    t0 = port.clock.now
     while c.pending():
         c.cycle(10)
-        assert port.now - t0 <= limit_ms, "%d messages pending after %d ms" % (
+        assert port.clock.now - t0 <= limit_ms, "%d messages pending after %d ms" % (
             c.pending(),
             limit_ms,
         )
 
 
 def publishes(port):
-    """The PUBLISH packets the broker received, decoded, in order."""
-    return [v for t, v in port.broker.received if t == pk.PUBLISH]
+    """The PUBLISH packets the broker received (resends included), in order."""
+    return list(port.broker.received)
 
 
 def fields(msgs):
-    return [(m["topic"], m["payload"], m["qos"], m["retain"]) for m in msgs]
+    return [(m.topic.encode(), m.payload, m.qos, m.retain) for m in msgs]
 
 
 def no_errors(port):
@@ -102,22 +95,6 @@ def snapshot(ob):
     return (bytes(ob.buf), ob.count, ob.unsent, ob.used, ob.dropped)
 
 
-def _clear(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        os.remove(path + "/" + name)
-    os.rmdir(path)
-
-
-def fresh(name):
-    path = BASE + name
-    _clear(path)
-    return path
-
-
 def log_record(seq, flags, topic, payload):
     # One record in the flash log's format (umqtt_paho/flashlog.py, top of the file).
     body = struct.pack(">HBIH", 7 + len(topic) + len(payload), flags, seq, len(topic))
@@ -128,7 +105,7 @@ def log_record(seq, flags, topic, payload):
 def seed_log(path, seq):
     """A log directory whose newest message, seq, is already acknowledged: the next
     message appended gets seq + 1."""
-    _clear(path)
+    remove_dir(path)
     os.mkdir(path)
     data = log_record(seq, 2, b"old/topic", b"acked") + log_record(
         seq, 0x80, b"", struct.pack(">I", seq)
@@ -172,8 +149,8 @@ def test_offline_queue_arrives_in_order():
     settle(c, port)
     got = publishes(port)
     assert fields(got) == msgs
-    assert [m["dup"] for m in got] == [False] * 40  # first time out
-    pids = [m["pid"] for m in got]
+    assert [m.dup for m in got] == [False] * 40  # first time out
+    pids = [m.pid for m in got]
     assert [p == 0 for p in pids] == [m[2] == 0 for m in msgs]
     assert [p for p in pids if p] == list(range(1, len([p for p in pids if p]) + 1))
     assert ob.count == ob.unsent == ob.used == ob.dropped == 0 and c.pending() == 0
@@ -275,7 +252,7 @@ def test_qos0_not_queued_by_default():
 
 
 def test_flash_log_survives_a_reset_with_dup_and_the_pid_of_each_seq():
-    d = fresh("reset")
+    d = fresh_dir("reset")
     seed_log(d, 65531)  # the next seqs cross 65535: their packet ids wrap to 1, 2 ...
     log = FlashLog(d)
     assert log.last_seq() == 65531 and len(log) == 0
@@ -296,14 +273,14 @@ def test_flash_log_survives_a_reset_with_dup_and_the_pid_of_each_seq():
     settle(c2, port)
     got = publishes(port)
     assert fields(got) == msgs
-    assert [m["dup"] for m in got] == [True] * 9  # they may have gone out before
-    assert [m["pid"] for m in got] == [pid_of(s) for s in seqs]
-    assert [m["pid"] for m in got] == [65532, 65533, 65534, 65535, 1, 2, 3, 4, 5]
+    assert [m.dup for m in got] == [True] * 9  # they may have gone out before
+    assert [m.pid for m in got] == [pid_of(s) for s in seqs]
+    assert [m.pid for m in got] == [65532, 65533, 65534, 65535, 1, 2, 3, 4, 5]
     assert len(log2) == 0 and c2.pending() == 0
     # A message logged by this client: first time out, the pid of its seq.
     c2.publish(b"m/new", b"fresh", 1)
     last = publishes(port)[-1]
-    assert (last["topic"], last["dup"], last["pid"]) == (b"m/new", False, pid_of(65541))
+    assert (last.topic, last.dup, last.pid) == ("m/new", False, pid_of(65541))
     assert len(log2) == 0
     no_errors(port)
     # Everything acknowledged: a third start sends nothing.
@@ -312,11 +289,11 @@ def test_flash_log_survives_a_reset_with_dup_and_the_pid_of_each_seq():
     connect(c3)
     settle(c3, port3)
     assert publishes(port3) == []
-    _clear(d)
+    remove_dir(d)
 
 
 def test_flash_log_larger_than_the_outbox_is_sent_through_it():
-    d = fresh("window")
+    d = fresh_dir("window")
     log = FlashLog(d, segment_size=1024)
     c1, _ = offline_client(store=log, outbox=Outbox(6 * 40))  # a few messages at a time
     msgs = messages(60)
@@ -330,15 +307,15 @@ def test_flash_log_larger_than_the_outbox_is_sent_through_it():
     settle(c2, port)
     got = publishes(port)
     assert fields(got) == msgs
-    assert [m["pid"] for m in got] == [pid_of(s) for s in range(1, 61)]
-    assert [m["dup"] for m in got] == [True] * 60
+    assert [m.pid for m in got] == [pid_of(s) for s in range(1, 61)]
+    assert [m.dup for m in got] == [True] * 60
     assert len(log2) == 0 and c2.outbox.count == 0
     no_errors(port)
-    _clear(d)
+    remove_dir(d)
 
 
 def test_flash_log_same_client_offline_then_connected():
-    d = fresh("live")
+    d = fresh_dir("live")
     log = FlashLog(d)
     c, port = offline_client(store=log)
     offline = messages(5)
@@ -354,10 +331,10 @@ def test_flash_log_same_client_offline_then_connected():
     assert len(log) == 0
     got = publishes(port)
     assert fields(got) == offline + live
-    assert [m["pid"] for m in got] == list(range(1, 18))
-    assert [m["dup"] for m in got] == [False] * 17  # logged by this client: first time out
+    assert [m.pid for m in got] == list(range(1, 18))
+    assert [m.dup for m in got] == [False] * 17  # logged by this client: first time out
     no_errors(port)
-    _clear(d)
+    remove_dir(d)
 
 
 # ---- workloads of the measures ----------------------------------------------------------
@@ -477,7 +454,7 @@ def _backlog_steady(qos, n):
 
 def _flash_offline_publish(n):
     # publish() offline with a flash log (defaults: every append written to the file).
-    d = fresh("m_offline")
+    d = fresh_dir("m_offline")
     c, port = offline_client(store=FlashLog(d), outbox=Outbox((n + 20) * RECORD))
     publish = c.publish
     topic = TOPIC
@@ -493,7 +470,7 @@ def _flash_offline_publish(n):
 
 def _flash_connected_publish(n):
     # publish(qos=1) connected, nothing queued: logged, sent, PUBACK, log.ack().
-    d = fresh("m_live")
+    d = fresh_dir("m_live")
     c, port = offline_client(store=FlashLog(d))
     connect(c)
     port.broker.record = False
@@ -512,7 +489,7 @@ def _flash_connected_publish(n):
 def _flash_drain_after_reset(qos, n):
     # A log written before a reset, sent by a new Client: refilled from flash into the
     # default Outbox(2048), sent from it, acked in the log (segments removed).
-    d = fresh("m_reset%d" % qos)
+    d = fresh_dir("m_reset%d" % qos)
     total = 40 + n + WINDOW + 10
     log = FlashLog(d, sync_records=0, max_segments=64)
     for _ in range(total):
@@ -531,7 +508,7 @@ def _flash_idle_behind(n):
     # Waiting for acks with a log larger than the default Outbox(2048) and messages of
     # 300 bytes: the ring holds only taken records (sent, unacknowledged), none unsent,
     # no room for the next one. work(): cycle(10) with nothing to read.
-    d = fresh("m_idle")
+    d = fresh_dir("m_idle")
     log = FlashLog(d, sync_records=0, max_segments=64)
     for _ in range(100):
         log.append(TOPIC, BIG, 1)
@@ -632,8 +609,8 @@ def test_check_flash_workloads():
             assert abs(logged - len(c.store) - sent) <= 5
         assert c._fwd.behind or c.outbox.unsent  # still messages to send
         first = publishes(port)  # the burst of connect(), recorded
-        assert len(first) == 4 and [m["dup"] for m in first] == [True] * 4
-        assert [m["pid"] for m in first] == [1, 2, 3, 4]
+        assert len(first) == 4 and [m.dup for m in first] == [True] * 4
+        assert [m.pid for m in first] == [1, 2, 3, 4]
         no_errors(port)
     c, port, before, queued = _run(_flash_idle_behind(20))
     ob = c.outbox
@@ -641,7 +618,7 @@ def test_check_flash_workloads():
     assert ob.unsent == 0 and not ob.has_room(len(TOPIC), len(BIG)) and c._fwd.behind
     assert c.pending() == 100
     for name in ("m_offline", "m_live", "m_reset1", "m_reset2", "m_idle"):
-        _clear(BASE + name)
+        remove_dir(tmp_dir(name))
 
 
 # ---- allocation (tests/test_vm.py: budget 0 for the Outbox paths) ----------------------
@@ -658,7 +635,7 @@ def measure_store_outbox_2048_instance():
 
 def measure_store_flashlog_instance():
     """RAM of an empty FlashLog with its defaults (1 KB write buffer), recovery included."""
-    d = fresh("m_inst")
+    d = fresh_dir("m_inst")
 
     def work():
         FlashLog(d)

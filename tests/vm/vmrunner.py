@@ -89,10 +89,14 @@ def import_module(modname):
 
 
 def list_tests(modname):
-    """JSON: {"names": the module's test_* and measure_* functions, sorted}."""
+    """JSON: {"names": the module's test_* and measure_* functions, sorted}, but those
+    its HOST_ONLY tuple names."""
     mod = _module(modname)
+    host_only = getattr(mod, "HOST_ONLY", ())
     names = []
     for name in dir(mod):
+        if name in host_only:
+            continue
         if name.startswith("test_") or name.startswith("measure_"):
             if callable(getattr(mod, name)):
                 names.append(name)

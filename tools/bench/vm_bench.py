@@ -20,6 +20,14 @@
 # costs. measure_transport checks the transport (write a QoS 1 PUBLISH, read the PUBACK
 # with read_into/recv_into): it must be 0 B.
 #
+# Why not the tests' fake broker (umqtt_paho.testing, which allocates nothing either with
+# record = False): it is part of umqtt_paho. Loaded into this VM it would bring
+# umqtt_paho, servercodec and errors.mpy with it, before `import umqtt_paho` is measured
+# and into the sys.modules from which tools/bench.py reports what that import loads
+# (errors.mpy is otherwise loaded only to word an error); and the peers' runs would carry
+# it too. It also speaks only umqtt_paho's port contract, not the peers' sockets. The
+# bench's broker stays a few lines of self-contained byte handling.
+#
 # How a figure is measured (DESIGN.md, "Facts about the MicroPython VM"): gc.collect()
 # only runs when the outermost runPython() returns, so vm.mjs calls step(10), step(11),
 # ... one runPython each (code strings of equal length, so their compiled code cancels
