@@ -163,7 +163,7 @@ class Client(Reader):
         max_packet_size=1024,
         send_buffer=256,
         max_inflight=20,
-        max_inflight_in=64,
+        max_inflight_in=256,
         outbox=None,
         store=None,
     ):

@@ -55,7 +55,7 @@ class Client:
         max_packet_size: int = 1024,
         send_buffer: int = 256,
         max_inflight: int = 20,
-        max_inflight_in: int = 64,
+        max_inflight_in: int = 256,
         outbox: Any = None,
         store: Any = None,
     ) -> None: ...
