@@ -43,7 +43,7 @@ VM_MODULES = {
     "test_testing_helper": ("tests/test_testing_helper.py", ("tests/fakenet.py",)),
     "test_vm_alloc": ("tests/vm/test_vm_alloc.py", ("tests/fakenet.py",)),
     "test_vm_outbox": ("tests/vm/test_vm_outbox.py", ()),
-    "test_vm_flashlog": ("tests/vm/test_vm_flashlog.py", ()),
+    "test_vm_flashlog": ("tests/vm/test_vm_flashlog.py", ("tests/fakenet.py",)),
     "test_vm_store": ("tests/vm/test_vm_store.py", ("tests/fakenet.py",)),
 }
 

@@ -14,25 +14,17 @@ from binascii import crc32
 
 from umqtt_paho.flashlog import FlashLog, REFUSE_NEW
 
+from fakenet import remove_dir
+
 BASE = "/tmp/vm_flashlog_"
 BIG = bytes(range(256)) * 8  # 2 KB, holding 0xA5 bytes (the sync byte)
 
 # ---- helpers --------------------------------------------------------------------------
 
 
-def _clear(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        os.remove(path + "/" + name)
-    os.rmdir(path)
-
-
 def fresh(name):
     path = BASE + name
-    _clear(path)
+    remove_dir(path)
     return path
 
 
@@ -213,7 +205,7 @@ def expected(msgs, recs, intact):
 
 
 def check(d, seg1, seg2, expect, label):
-    _clear(d)
+    remove_dir(d)
     os.mkdir(d)
     write(d + "/seg00000001.log", seg1)
     write(d + "/seg00000002.log", seg2)
@@ -237,7 +229,7 @@ def test_power_cut_truncation_at_every_byte():
         assert log.discarded == cut - max([0] + [r[1] for r in recs if r[1] <= cut])
         n += 1
     assert n == len(seg2) + 1 > 2100
-    _clear(d)
+    remove_dir(d)
 
 
 def test_every_byte_of_the_last_segment_flipped():
@@ -251,7 +243,7 @@ def test_every_byte_of_the_last_segment_flipped():
         assert log.repaired == 1
         hit = [r for r in recs if r[0] <= pos < r[1]][0]
         assert log.discarded == hit[1] - hit[0]  # exactly the damaged record
-    _clear(d)
+    remove_dir(d)
 
 
 # ---- allocation -------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from umqtt_paho import servercodec as pk
 from umqtt_paho.flashlog import FlashLog
 from umqtt_paho.outbox import DROP_NEWEST, DROP_OLDEST, RAISE, Outbox
 
-from fakenet import FakePort, fresh_dir, remove_dir, tmp_dir
+from fakenet import FakePort, fresh_dir, raises, remove_dir, tmp_dir
 
 N = 1000  # iterations of an Outbox measure
 NF = 200  # iterations of a flash measure (each may write a file)
@@ -42,14 +42,6 @@ RECORD = 11 + 20 + 64  # bytes one message takes in the Outbox ring
 WINDOW = 19  # queued messages in flight at once: max_inflight (20) - 1 left free
 
 # ---- helpers --------------------------------------------------------------------------
-
-
-def raises(exc_type, fn, *args, **kw):
-    try:
-        fn(*args, **kw)
-    except exc_type as e:
-        return e
-    raise AssertionError("%r did not raise %s" % (fn, exc_type.__name__))
 
 
 def offline_client(outbox=None, store=None, client_id=b"store", **kw):
