@@ -163,10 +163,12 @@ def build_board(board, out, mpy_cross, lines=False):
     rows, errors = [], []
     for src, rel, kind in jobs:
         target = os.path.join(out, board, rel)
-        # -s: the name tracebacks show on the board (not this machine's path). -O3 drops
-        # the line-number tables: ~8% of the bytecode, and RAM on the board; the errors
-        # still say what went wrong. --lines keeps them, for debugging the library.
-        cmd = mpy_cross + ["-s", rel[:-4] + ".py", "-o", target]
+        # -s: the name tracebacks show on the board: the module's own name (a qstr the
+        # board holds anyway, where a path would be one more per module). -O3 drops the
+        # line-number tables: ~8% of the bytecode, and RAM on the board; the errors still
+        # say what went wrong. --lines keeps them, and a path, for debugging the library.
+        source = rel[:-4] + ".py" if lines else rel[:-4].replace("/__init__", "").replace("/", ".")
+        cmd = mpy_cross + ["-s", source, "-o", target]
         if not lines:
             cmd.append("-O3")
         if march:

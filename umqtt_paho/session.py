@@ -82,8 +82,10 @@ class Session:
         self.order = [0] * slots
         self._seq = 0
         self._pid = 0
-        self.in_ids = bytearray(2 * inbound)
-        self._in_epoch = bytearray(inbound)
+        # Inbound QoS 2 ids: allocated by the first QoS 2 PUBLISH that arrives (most
+        # boards never receive one: 3 bytes per id of RAM they keep).
+        self.in_ids = None
+        self._in_epoch = inbound
         self._epoch = 0
         self.present = False
         self.evicted = 0  # inbound QoS 2 ids forgotten as stale
@@ -189,9 +191,9 @@ class Session:
         """A CONNACK accepted the connection; present: the broker kept the session."""
         self.present = present
         self._epoch = (self._epoch + 1) & 0xFF
-        if not present:
+        ids = self.in_ids
+        if not present and ids is not None:
             # No session on the broker: our inbound QoS 2 state is void [MQTT-3.1.2-6]
-            ids = self.in_ids
             for k in range(len(ids)):
                 ids[k] = 0
         # SUBACK / UNSUBACK of commands nobody waits for, lost with the link: nothing
@@ -236,6 +238,9 @@ class Session:
         PUBREL), False if it is a redelivery (only ack it) [MQTT-4.3.3-2]."""
         ids = self.in_ids
         epochs = self._in_epoch
+        if ids is None:
+            ids = self.in_ids = bytearray(2 * epochs)
+            epochs = self._in_epoch = bytearray(epochs)
         now = self._epoch
         free = -1
         stale = -1
@@ -265,7 +270,7 @@ class Session:
 
     def forget_in(self, pid):
         """PUBREL arrived for pid: the message is released."""
-        ids = self.in_ids
+        ids = self.in_ids or b""
         for k in range(0, len(ids), 2):
             if ids[k] == pid >> 8 and ids[k + 1] == pid & 0xFF:
                 ids[k] = 0
