@@ -11,8 +11,9 @@
 #     .close()                     idempotent; wakes a thread blocked in read_into
 #   ticks_ms(), ticks_diff(a, b), ticks_add(t, ms), sleep_ms(ms)   a monotonic clock
 #   allocate_lock(), thread_id(), start_thread(fn, args)  threads (start_thread = None
-#                                  where the board has none; allocate_lock and Signal
-#                                  are then never asked for and may be None)
+#                                  where the board has none; allocate_lock() then gives
+#                                  a lock that does nothing, for `with`, and Signal is
+#                                  never asked for and may be None)
 #   Signal()                       optional: .gen, .notify(), .wait(gen, timeout_ms) wakes
 #                                  threads waiting for an ack the loop thread has read;
 #                                  without it the loop (threadloop.py) uses a polled one

@@ -75,7 +75,14 @@ if _thread is not None:
     thread_id = _thread.get_ident
     start_thread = _thread.start_new_thread  # (fn, args)
 else:
-    allocate_lock = None  # only asked for where start_thread exists
+
+    class allocate_lock:  # noqa: N801  (the one thread: `with` works, locks nothing)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, a, b, c):  # named arguments: *args would allocate a tuple
+            return False
+
     thread_id = int  # int() is 0: the one thread
     start_thread = None
 
@@ -91,12 +98,18 @@ def _poll(poller, timeout_ms):
     return 0
 
 
+def _timeout(what, host, port, ms):
+    return OSError(errno.ETIMEDOUT, "%s %s:%d timed out after %d ms" % (what, host, port, ms))
+
+
 class Network:
     """One TCP (optionally TLS) connection to a broker, non-blocking, polled.
 
     Subclasses (esp32.py, rp2.py) change only the errno tables below.
     """
 
+    sock = None
+    _wpoll = None  # made by the first write that finds the socket buffer full
     # errnos a read or write on the non-blocking socket may raise that mean "not yet":
     # EAGAIN; ETIMEDOUT (a leftover socket timeout); -110: mbedtls passes the socket's
     # ETIMEDOUT through negated (modtls_mbedtls.c `return -err`).
@@ -106,34 +119,46 @@ class Network:
     # errnos that mean a timed out TLS handshake (socket timeout, plain or negated)
     _timedout = (110, -110)
 
-    def __init__(self):
-        self.sock = None
-        self._rpoll = None
-        self._wpoll = None
-
     def open(self, host, port, ssl_ctx, timeout_ms):
         deadline = ticks_add(ticks_ms(), timeout_ms)
-        err = None
-        sock = None
+        err = sock = None
         for ai in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0:
                 break
             sock = socket.socket(ai[0], ai[1], ai[2])
             try:
-                self._connect(sock, ai[-1], left, host, port)
+                # Non-blocking connect, then a poll for POLLOUT within the time left.
+                sock.setblocking(False)
+                try:
+                    sock.connect(ai[-1])
+                except OSError as e:
+                    if e.errno not in self._connecting:
+                        raise
+                p = select.poll()
+                p.register(sock, _POLLOUT)
+                ev = _poll(p, left)
+                p.unregister(sock)
+                if ev == 0:
+                    raise _timeout("TCP connect to", host, port, left)
+                if not ev & _POLLOUT or ev & (_POLLERR | _POLLHUP | _POLLNVAL):
+                    # Failed: a non-blocking read raises the reason (the broker sends
+                    # nothing first); writable with nothing pending: connected after all.
+                    try:
+                        got = sock.readinto(bytearray(1), 1)
+                    except OSError as e:
+                        if e.errno not in self._busy:
+                            raise
+                        got = None
+                    if got is not None or not ev & _POLLOUT:
+                        raise OSError(errno.ECONNREFUSED, "connect to %s:%d failed" % (host, port))
                 break
             except OSError as e:
                 sock.close()
                 sock = None
                 err = e
         if sock is None:
-            if err is None:
-                err = OSError(
-                    errno.ETIMEDOUT,
-                    "connect to %s:%d timed out after %d ms" % (host, port, timeout_ms),
-                )
-            raise err
+            raise err or _timeout("connect to", host, port, timeout_ms)
         # One PUBLISH is one write: don't let Nagle hold it back for a delayed ACK.
         try:
             sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
@@ -144,44 +169,11 @@ class Network:
         self._setup(sock)
 
     def _setup(self, sock):
-        # A connected, non-blocking stream: polls for reading and writing.
+        # A connected, non-blocking stream, and its poll for reading.
         rp = select.poll()
         rp.register(sock, _POLLIN)
-        wp = select.poll()
-        wp.register(sock, _POLLOUT)
         self._rpoll = rp
-        self._wpoll = wp
         self.sock = sock
-
-    def _connect(self, sock, addr, timeout_ms, host, port):
-        sock.setblocking(False)
-        try:
-            sock.connect(addr)
-        except OSError as e:
-            if e.errno not in self._connecting:
-                raise
-        p = select.poll()
-        p.register(sock, _POLLOUT)
-        ev = _poll(p, timeout_ms)
-        p.unregister(sock)
-        if ev == 0:
-            raise OSError(
-                errno.ETIMEDOUT,
-                "TCP connect to %s:%d timed out after %d ms" % (host, port, timeout_ms),
-            )
-        if ev & _POLLOUT and not ev & (_POLLERR | _POLLHUP | _POLLNVAL):
-            return
-        # Failed: a non-blocking read raises the reason (the broker sends nothing first).
-        try:
-            got = sock.readinto(bytearray(1), 1)
-        except OSError as e:
-            if e.errno in self._busy:
-                got = None
-            else:
-                raise
-        if got is None and ev & _POLLOUT:
-            return  # writable, nothing pending: connected after all
-        raise OSError(errno.ECONNREFUSED, "connect to %s:%d failed" % (host, port))
 
     def _tls(self, sock, ssl_ctx, host, left):
         if left <= 0:
@@ -248,6 +240,9 @@ class Network:
             if not waited:
                 deadline = ticks_add(ticks_ms(), timeout_ms)
                 waited = True
+                if self._wpoll is None:
+                    self._wpoll = select.poll()
+                    self._wpoll.register(sock, _POLLOUT)
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0:
                 raise OSError(

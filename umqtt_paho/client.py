@@ -104,17 +104,6 @@ def _to_bytes(s):
     return s.encode() if isinstance(s, str) else s
 
 
-class _NoLock:
-    # For ports without threads: `with` works, nothing is locked. (Named arguments, not
-    # *args: that tuple would be allocated on every `with`.)
-    def __enter__(self):
-        return self
-
-    def __exit__(self, a, b, c):
-        return False
-
-
-
 class Client(Reader):
     """An MQTT 3.1/3.1.1 client (API of the Paho-embedded-style 'Lightweight MQTT Library').
 
@@ -138,7 +127,8 @@ class Client(Reader):
     # defaults live here, in the class: an instance holds only what was set, so its
     # attribute table stays small (RAM, and fragmentation while it is built).
     tls_insecure = False  # True: accept an ssl_ctx that does not verify
-    session_present = False  # the last CONNACK's flag (clean_session=False)
+    # the last CONNACK's flag (clean_session=False): the session's, not a copy
+    session_present = property(lambda self: self.session.present)
     # True: a QoS 1/2 publish while disconnected is accepted into the in-flight table
     # (if a slot is free) and sent after the next CONNACK.
     queue_offline = False
@@ -194,13 +184,11 @@ class Client(Reader):
         self._command_timeout = command_timeout
 
         # Buffers: allocated here, never grown. A packet's header bytes are read one by
-        # one into the receive buffer and kept in _hbuf; its body then fills _rbuf.
-        self._rbuf = bytearray(max_packet_size)
-        self._rmv = memoryview(self._rbuf)
+        # one into the receive buffer; its body then fills it from offset 0.
+        self._rmv = memoryview(bytearray(max_packet_size))
         self._sbuf = bytearray(send_buffer)
         self._abuf = bytearray(4)  # acks, written by the reader
-        self._hbuf = bytearray(5)  # fixed header: type byte + up to 4 length bytes
-        self._rl = 0  # remaining length of the packet in _rbuf
+        self._rl = 0  # remaining length of the packet in _rmv
 
         self.session = Session(max_inflight, max_inflight_in)
         # Subscriptions: [filter bytes, function, qos, granted or -1]; kept across
@@ -220,13 +208,10 @@ class Client(Reader):
         self._last_recv = 0
         self._ping_sent = None  # ticks of the PINGREQ awaiting its PINGRESP
 
-        if port.start_thread is not None:
-            lock = port.allocate_lock
-            self._wlock = lock()  # writes
-            self._rlock = lock()  # the one reader
-            self._tlock = lock()  # the session's tables
-        else:
-            self._wlock = self._rlock = self._tlock = _NoLock()
+        lock = port.allocate_lock  # a lock that does nothing where there are no threads
+        self._wlock = lock()  # writes
+        self._rlock = lock()  # the one reader
+        self._tlock = lock()  # the session's tables
         self._reader = None  # thread id of the thread inside _cycle
 
         # Store and forward (docs/store-and-forward.md): its code only when used.
@@ -356,9 +341,8 @@ class Client(Reader):
             return rc
         self._connected = True
         s = self.session
-        present = self.session_present = self._rbuf[0] & 1 == 1
         with self._tlock:
-            s.connack(present)
+            s.connack(self._rmv[0] & 1 == 1)
         if not s.present:
             for h in self._handlers:
                 h[3] = -1  # no session on the broker: every subscription again

@@ -24,7 +24,8 @@ class Client:
     clean_session: bool
     protocol: int
     session: Session
-    session_present: bool
+    @property
+    def session_present(self) -> bool: ...
     last_error: BaseException | None
     oversize_dropped: int
     unhandled: int

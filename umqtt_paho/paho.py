@@ -252,14 +252,6 @@ class MQTTMessageInfo:
                 port.sleep_ms(left if left < _MS_STEP else _MS_STEP)  # link down
 
 
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        return False
-
-
 _ARGS = (
     "client_id",
     "clean_session",
@@ -322,8 +314,7 @@ class Client:
             raise ValueError("manual_ack is not supported")
         self._reconnect_on_failure = a.get("reconnect_on_failure", True)
         self.max_packet_size = a.get("max_packet_size")
-        threads = self._port.start_thread is not None
-        self._lock = self._port.allocate_lock() if threads else _NoLock()
+        self._lock = self._port.allocate_lock()  # does nothing where there are no threads
         self._terminate = False  # loop_stop() called
         self._thread_running = False  # the loop_start() thread
         self._thread_started = False

@@ -34,7 +34,6 @@ from .packet import (
     MQTTError,
     encode_ack,
     packet_type,
-    remaining_length,
     decode_ack,
     decode_publish,
     decode_suback,
@@ -81,6 +80,7 @@ _T_UNKNOWN_ACK = const(38)
 _T_STALE = const(41)
 _T_NO_FUNCTION = const(42)
 _T_LINK_FAILED = const(44)
+_T_LENGTH_LONG = const(63)
 _T_PINGRESP_LENGTH = const(72)
 
 # What raised, for _T_HOOK_RAISED (errors.py names them)
@@ -201,32 +201,33 @@ class Reader:
             got += net.read_into(mv[got:], n - got, left)
 
     def _read_packet(self, timeout_ms, bound=None):
-        # One packet into _rbuf (its body at offset 0); returns its first byte, or 0 if
+        # One packet into _rmv (its body at offset 0); returns its first byte, or 0 if
         # no packet began within timeout_ms (or it was too large: dropped).
         net = self._net
         if net is None:
             raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
-        rb = self._rbuf
         mv = self._rmv
         if net.read_into(mv, 1, timeout_ms) == 0:
             return 0
-        h = self._hbuf
-        h[0] = first = rb[0]
+        first = mv[0]
         packet_type(first)  # reserved types and flag bits [MQTT-2.2.2-2]
         # The packet has begun: the rest must follow within command_timeout, and within
         # the caller's bound if it has one.
         deadline = self._deadline()
         if bound is not None and self._port.ticks_diff(bound, deadline) < 0:
             deadline = bound
-        i = 1
-        rl = -1
-        while rl < 0:
+        # The remaining length: 7 bits per byte, low first, at most 4 bytes [2.2.3]
+        rl = shift = 0
+        while True:
             self._read_exact(mv, 1, deadline)
-            h[i] = rb[0]
-            i += 1
-            rl = remaining_length(h, 1, i)
+            rl |= (mv[0] & 0x7F) << shift
+            if mv[0] < 0x80:
+                break
+            shift += 7
+            if shift == 28:
+                raise MQTTError(_ERR_PROTOCOL, _T_LENGTH_LONG)
         self._rl = rl
-        size = len(rb)
+        size = len(mv)
         if rl <= size:
             if rl:
                 self._read_exact(mv, rl, deadline)
@@ -240,9 +241,9 @@ class Reader:
             n = size if left > size else left
             self._read_exact(mv, n, deadline)
             if left == rl:  # the first piece holds the topic and packet id
-                tl = rb[0] << 8 | rb[1]
+                tl = mv[0] << 8 | mv[1]
                 if tl + 4 <= size:
-                    pid = rb[2 + tl] << 8 | rb[3 + tl]
+                    pid = mv[2 + tl] << 8 | mv[3 + tl]
             left -= n
         self._last_recv = self._port.ticks_ms()
         if first >> 4 != _PUBLISH:

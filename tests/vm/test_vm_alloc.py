@@ -107,7 +107,7 @@ def measure_send_publish():
 
 
 def measure_nolock_with():
-    """`with lock:` on the client's _NoLock (the lock of ports without threads)."""
+    """`with lock:` on the client's lock of a port without threads (allocate_lock())."""
     c, port = _client()
     lock = c._wlock
 
@@ -154,7 +154,7 @@ def measure_isinstance_tuple():
 
 
 class _FixedArgsLock:
-    # _NoLock with __exit__(self, exc_type, exc, tb) instead of __exit__(self, *a)
+    # a no-op lock with __exit__(self, exc_type, exc, tb) instead of __exit__(self, *a)
     def __enter__(self):
         return self
 
