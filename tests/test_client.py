@@ -377,7 +377,8 @@ def test_publish_argument_errors():
 
 def inbound_ids(c):
     """The inbound QoS 2 ids awaiting PUBREL in the client's session."""
-    ids = c.session.in_ids or b""  # allocated by the first inbound QoS 2 message
+    t = c.session.inbound  # made by the first inbound QoS 2 message
+    ids = t.ids if t is not None else b""
     return [ids[i] << 8 | ids[i + 1] for i in range(0, len(ids), 2) if ids[i] | ids[i + 1]]
 
 
@@ -597,7 +598,7 @@ def test_inbound_qos2_ids_the_broker_stopped_mentioning_are_forgotten_when_full(
     port.link.send(publish_bytes(b"q", b"m3", qos=2, pid=3))
     c.cycle()
     assert got == [b"m1", b"m2", b"m3"] and c.connected()
-    assert c.session.evicted == 1 and any("stale QoS 2 id 2" in t for t in logs)
+    assert c.session.inbound.evicted == 1 and any("stale QoS 2 id 2" in t for t in logs)
     assert sorted(inbound_ids(c)) == [1, 3]
 
 

@@ -281,7 +281,7 @@ def test_ports_against_the_firmware_stubs(package, ports, tmp_path, mypy_ok):
 # ---- (b) the library and its stubs ------------------------------------------------------------
 
 
-STUBBED = ("__init__", "client", "errors", "packet", "reconnect", "session", "topic")
+STUBBED = ("__init__", "client", "errors", "inbound", "packet", "reconnect", "session", "topic")
 
 
 def test_every_stub_has_a_module_and_the_public_modules_have_stubs():

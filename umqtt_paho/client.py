@@ -170,23 +170,21 @@ class Client(Reader):
         if min(max_packet_size, send_buffer) < 16 or min(max_inflight, max_inflight_in) < 1:
             raise ArgError(_T_SIZES)
         if port is None:
+            gc.collect()  # the imports' leftovers: the port's code fills their holes
             from .ports import select
 
             port = select()
         # The buffers below live as long as the client: collect first, so they take
         # whole free blocks instead of landing among the imports' leftovers.
         gc.collect()
-        self._port = port
-        self.client_id = client_id
-        self.clean_session = clean_session
-        self.protocol = protocol
-        self._cycle_timeout = cycle_timeout
-        self._command_timeout = command_timeout
-
         # Buffers: allocated here, never grown. A packet's header bytes are read one by
         # one into the receive buffer; its body then fills it from offset 0.
         self._rmv = memoryview(bytearray(max_packet_size))
         self._sbuf = bytearray(send_buffer)
+        self._port = port
+        self._id = (client_id, clean_session, protocol)  # for CONNECT
+        self._cycle_timeout = cycle_timeout
+        self._command_timeout = command_timeout
         self._abuf = bytearray(4)  # acks, written by the reader
         self._rl = 0  # remaining length of the packet in _rmv
 
@@ -258,7 +256,8 @@ class Client(Reader):
         self._target = (host, port, ssl_ctx, breconnect_cb, aconnect_cb)
         self._keepalive_ms = keepalive * 1000
         self._loop_failure = loop_failure
-        self._stopped = False
+        if self._stopped:  # written only when it changes: one instance attribute less
+            self._stopped = False
         rc = self._connect_once()
         if rc:
             raise MQTTError(_ERR_CONN_REFUSED, _T_CONN_REFUSED, rc)
@@ -314,12 +313,12 @@ class Client(Reader):
             # CONNECT [3.1], into a one-off buffer when the send buffer is too small
             w = self._will or (None, b"", 0, False)
             user, pw = self._auth or (None, None)
-            need = 32 + len(self.client_id) + len(w[1]) + len(w[0] or b"")
+            cid, clean, protocol = self._id
+            need = 32 + len(cid) + len(w[1]) + len(w[0] or b"")
             need += len(user or b"") + len(pw or b"")
             buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
-            n = encode_connect(buf, self.client_id, self.clean_session,
-                               self._keepalive_ms // 1000, w[0], w[1], w[2], w[3], user, pw,
-                               self.protocol)  # fmt: skip
+            n = encode_connect(buf, cid, clean, self._keepalive_ms // 1000, w[0], w[1], w[2],
+                               w[3], user, pw, protocol)  # fmt: skip
             with self._wlock:
                 self._write(buf, n, self._left(deadline))
             self._last_recv = self._port.ticks_ms()
@@ -370,7 +369,8 @@ class Client(Reader):
     def disconnect(self, timeout=None):
         """Send DISCONNECT and close. With timeout (ms), wait that long at most for the
         background loop to end. Returns within the timeout even if the broker is gone."""
-        self._looping = False
+        if self._looping:  # written only when it changes: one instance attribute less
+            self._looping = False
         self._stopped = True
         net = self._net
         if self._connected and net is not None:

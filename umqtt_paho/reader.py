@@ -279,15 +279,16 @@ class Reader:
             else:
                 # Exactly once: deliver on first sight, remember the id until PUBREL,
                 # and only ack a redelivery [MQTT-4.3.3-2].
-                n = s.evicted
-                if s.remember_in(pid):
-                    if s.evicted != n:
-                        self._log(_LOG_WARNING, _T_STALE, s.last_evicted)
+                new = s.remember_in(pid)
+                if new:
+                    if new > 1:
+                        self._log(_LOG_WARNING, _T_STALE, s.inbound.last_evicted)
                     self._deliver(mv, payload, rl)
                 self._send_ack(_PUBREC, pid)
         elif t == _PUBREL:
             pid = decode_ack(first, mv, 0, rl)
-            s.forget_in(pid)
+            if s.inbound is not None:
+                s.inbound.forget(pid)
             self._send_ack(_PUBCOMP, pid)  # [MQTT-4.3.3-2]: always answered
         elif t == _PINGRESP:
             if rl:

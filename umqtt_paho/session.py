@@ -20,20 +20,16 @@
 #   first sent [MQTT-4.6.0-1]: PUBLISH again with DUP and the same id, or PUBREL for a
 #   QoS 2 message the broker had PUBREC'd and kept [MQTT-4.4.0-1].
 # - Packet ids: 1..65535 [MQTT-2.3.1-1], the next one not held by a slot in use.
-# - Inbound QoS 2: ids of messages delivered but not yet released (PUBREL), 2 bytes each,
-#   with the connection (epoch, mod 256) each was last seen on, so a redelivery with DUP
-#   is acked but not delivered twice [MQTT-4.3.3-2]. Cleared when a CONNACK finds no
-#   session [MQTT-3.1.2-6]. When the table is full, an id the broker has not mentioned
-#   for _STALE_EPOCHS reconnects is forgotten (it resends every id it holds after each
-#   CONNACK); with none stale, remember_in() raises, so the driver closes the link
-#   rather than risk a duplicate.
+# - Inbound QoS 2: ids of messages delivered but not yet released (PUBREL), so a
+#   redelivery with DUP is acked but not delivered twice [MQTT-4.3.3-2]: inbound.py's
+#   table, made by the first QoS 2 PUBLISH that arrives (its rules are there). The
+#   session counts connections (epoch) for it, and clears it when a CONNACK finds no
+#   session [MQTT-3.1.2-6].
 
 try:
     from micropython import const
 except ImportError:  # CPython: the host port runs the same file
     const = int  # a function here would cost RAM on the board too
-
-from .packet import MQTTError
 
 _FREE = const(0)
 _WAIT_PUBACK = const(1)
@@ -48,8 +44,6 @@ _RESERVED = const(7)
 _SENT = const(8)  # went out at least once: a resend carries DUP
 _WAITER = const(16)  # a thread waits for the ack (else the ack frees the slot)
 
-_STALE_EPOCHS = const(4)
-
 # Packet types (MQTT 3.1.1 section 2.2.1): what arrives and what to send
 _PUBLISH = const(3)
 _PUBACK = const(4)
@@ -60,9 +54,6 @@ _SUBSCRIBE = const(8)
 _SUBACK = const(9)
 _UNSUBSCRIBE = const(10)
 _UNSUBACK = const(11)
-
-_ERR_QUEUE_SIZE = const(15)
-_T_INBOUND_FULL = const(40)
 
 
 class Session:
@@ -82,14 +73,12 @@ class Session:
         self.order = [0] * slots
         self._seq = 0
         self._pid = 0
-        # Inbound QoS 2 ids: allocated by the first QoS 2 PUBLISH that arrives (most
-        # boards never receive one: 3 bytes per id of RAM they keep).
-        self.in_ids = None
-        self._in_epoch = inbound
+        # Inbound QoS 2 ids (inbound.py): made by the first QoS 2 PUBLISH that arrives
+        # (most boards never receive one: its code and 3 bytes per id they keep).
+        self.inbound = None
+        self._in_n = inbound
         self._epoch = 0
         self.present = False
-        self.evicted = 0  # inbound QoS 2 ids forgotten as stale
-        self.last_evicted = 0  # the last one
 
     # ---- outgoing commands -----------------------------------------------------------
 
@@ -191,11 +180,9 @@ class Session:
         """A CONNACK accepted the connection; present: the broker kept the session."""
         self.present = present
         self._epoch = (self._epoch + 1) & 0xFF
-        ids = self.in_ids
-        if not present and ids is not None:
+        if not present and self.inbound is not None:
             # No session on the broker: our inbound QoS 2 state is void [MQTT-3.1.2-6]
-            for k in range(len(ids)):
-                ids[k] = 0
+            self.inbound.clear()
         # SUBACK / UNSUBACK of commands nobody waits for, lost with the link: nothing
         # resends those, so their slots would stay taken for good.
         states = self.states
@@ -234,44 +221,12 @@ class Session:
     # ---- inbound QoS 2 ---------------------------------------------------------------
 
     def remember_in(self, pid):
-        """A QoS 2 PUBLISH arrived: True if pid is new (deliver it; now remembered until
-        PUBREL), False if it is a redelivery (only ack it) [MQTT-4.3.3-2]."""
-        ids = self.in_ids
-        epochs = self._in_epoch
-        if ids is None:
-            ids = self.in_ids = bytearray(2 * epochs)
-            epochs = self._in_epoch = bytearray(epochs)
-        now = self._epoch
-        free = -1
-        stale = -1
-        for k in range(len(epochs)):
-            p = ids[2 * k] << 8 | ids[2 * k + 1]
-            if p == pid:
-                epochs[k] = now  # redelivered: the broker still has it
-                return False
-            if p == 0:
-                if free < 0:
-                    free = k
-            elif stale < 0 and (now - epochs[k]) & 0xFF >= _STALE_EPOCHS:
-                stale = k
-        if free < 0:
-            if stale < 0:
-                # Forgetting an id the broker may still redeliver could deliver a
-                # message twice: the driver closes the link instead; after the
-                # reconnect the broker resends those PUBRELs and this PUBLISH.
-                raise MQTTError(_ERR_QUEUE_SIZE, _T_INBOUND_FULL, len(epochs))
-            free = stale
-            self.evicted += 1
-            self.last_evicted = ids[2 * free] << 8 | ids[2 * free + 1]
-        ids[2 * free] = pid >> 8
-        ids[2 * free + 1] = pid & 0xFF
-        epochs[free] = now
-        return True
+        """A QoS 2 PUBLISH arrived: 1 if pid is new (deliver it; now remembered until
+        PUBREL), 2 if new but a stale id was forgotten for it, 0 if it is a redelivery
+        (only ack it) [MQTT-4.3.3-2]. The table (inbound.py) comes with the first one."""
+        t = self.inbound
+        if t is None:
+            from .inbound import Inbound
 
-    def forget_in(self, pid):
-        """PUBREL arrived for pid: the message is released."""
-        ids = self.in_ids or b""
-        for k in range(0, len(ids), 2):
-            if ids[k] == pid >> 8 and ids[k + 1] == pid & 0xFF:
-                ids[k] = 0
-                ids[k + 1] = 0
+            t = self.inbound = Inbound(self._in_n)
+        return t.remember(pid, self._epoch)

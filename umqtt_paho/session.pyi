@@ -1,5 +1,7 @@
 from typing import Any  # cpython-only: a stub, never imported on a board
 
+from .inbound import Inbound
+
 class Session:
     """The session state of one client (session.py: its theory of operation)."""
 
@@ -10,10 +12,8 @@ class Session:
     topics: list[Any]
     payloads: list[Any]
     order: list[int]
-    in_ids: bytearray
+    inbound: Inbound | None
     present: bool
-    evicted: int
-    last_evicted: int
     def __init__(self, slots: int, inbound: int) -> None: ...
     def take(self, t: int, pid: int = 0, spare: int = 1) -> int: ...
     def accept(
@@ -34,5 +34,4 @@ class Session:
     def connack(self, present: bool) -> None: ...
     def resend_next(self, last: int) -> int: ...
     def resend(self, i: int) -> int: ...
-    def remember_in(self, pid: int) -> bool: ...
-    def forget_in(self, pid: int) -> None: ...
+    def remember_in(self, pid: int) -> int: ...
