@@ -84,7 +84,7 @@ def test_mpy_sizes(bench):
     up = m["umqtt_paho"]
     # the core of tools/build.py: what every board gets (errors.py is loaded only to
     # word an error; the session and the driver's reading half are part of the core)
-    assert up["core_modules"] == ["__init__", "topic", "packet", "session", "reader", "client"]
+    assert up["core_modules"] == ["__init__", "packet", "session", "reader", "client"]
     for key in ("core", "imported", "all", "with_port"):
         assert _num(up[key]) and up[key] > 0, key
     assert up["core"] <= up["imported"] <= up["all"]

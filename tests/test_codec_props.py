@@ -53,7 +53,7 @@ from umqtt_paho.servercodec import (
     packet_type,
     remaining_length,
 )
-from umqtt_paho.topic import (
+from umqtt_paho.packet import (
     filter_problem,
     matches,
     topic_matches_sub,

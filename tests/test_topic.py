@@ -5,7 +5,7 @@
 # fixtures, no f-strings, no typing.
 
 from umqtt_paho.errors import REASONS
-from umqtt_paho.topic import (
+from umqtt_paho.packet import (
     filter_problem,
     matches,
     topic_matches_sub,
@@ -15,7 +15,7 @@ from umqtt_paho.topic import (
 
 
 def why_text(why):
-    """The words for a reason number of umqtt_paho.topic (errors.REASONS)."""
+    """The words for a reason number of the topic checks (errors.REASONS)."""
     return REASONS[why]
 
 

@@ -281,7 +281,7 @@ def test_ports_against_the_firmware_stubs(package, ports, tmp_path, mypy_ok):
 # ---- (b) the library and its stubs ------------------------------------------------------------
 
 
-STUBBED = ("__init__", "client", "errors", "inbound", "packet", "reconnect", "session", "topic")
+STUBBED = ("__init__", "client", "errors", "inbound", "packet", "reconnect", "session")
 
 
 def test_every_stub_has_a_module_and_the_public_modules_have_stubs():
@@ -338,7 +338,7 @@ def test_stubs_match_the_implementation(tmp_path, mypy_ok):
 # client.py is not: without annotations mypy cannot follow its Optional state (the
 # thread Signal is None on ports without threads; the in-flight slots hold None when
 # free) and reports those as errors. Its public API is typed by client.pyi instead.
-CHECK_BODIES = ("__init__", "errors", "packet", "reconnect", "testing", "topic")
+CHECK_BODIES = ("__init__", "errors", "packet", "reconnect", "testing")
 
 
 def test_the_library_typechecks(tmp_path, mypy_ok):

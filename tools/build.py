@@ -34,7 +34,7 @@ LIB_DIR = os.path.join(REPO, "umqtt_paho")
 PORTS_DIR = os.path.join(REPO, "ports")
 
 # The core: what every board gets (and the "core total" of the table).
-CORE = ("__init__", "topic", "packet", "session", "reader", "client")
+CORE = ("__init__", "packet", "session", "reader", "client")
 # Modules for testing firmware on a host: not copied to real boards.
 HOST_ONLY = ("testing", "servercodec")
 HOSTS = ("unix", "wasm")

@@ -13,4 +13,4 @@ from .errors import (
     error_string as error_string,
 )
 from .reconnect import ReconnectPolicy as ReconnectPolicy  # imported on first use
-from .topic import topic_matches_sub as topic_matches_sub
+from .packet import topic_matches_sub as topic_matches_sub

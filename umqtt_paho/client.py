@@ -34,10 +34,11 @@ from .packet import (
     encode_publish,
     encode_subscribe,
     decode_connack,
+    filter_problem,
+    topic_problem,
 )
 from .reader import Reader
 from .session import Session
-from .topic import filter_problem, topic_problem
 import gc
 
 BREAK_LOOP = const(0)

@@ -87,7 +87,7 @@ def type_name(t):
     return "reserved type %d" % t
 
 
-# Why a topic name, topic filter or UTF-8 field is refused (topic.py's reasons)
+# Why a topic name, topic filter or UTF-8 field is refused (packet.py's topic checks)
 REASONS = {
     1: "must be at least one character long [MQTT-4.7.3-1]",
     2: "is longer than 65535 bytes [MQTT-4.7.3-3]",

@@ -97,8 +97,7 @@ import struct
 import time
 from binascii import crc32
 
-from .packet import ArgError
-from .topic import topic_problem
+from .packet import ArgError, topic_problem
 
 _T_TOPIC = const(30)
 

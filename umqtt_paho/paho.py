@@ -33,7 +33,7 @@ except ImportError:  # CPython
     const = int  # a function here would cost RAM on the board too
 
 from .errors import MQTTError, connack_string, error_string  # noqa: F401
-from .topic import filter_problem, matches, topic_matches_sub  # noqa: F401
+from .packet import filter_problem, matches, topic_matches_sub  # noqa: F401
 
 MQTTv31 = const(3)
 MQTTv311 = const(4)

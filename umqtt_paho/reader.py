@@ -37,8 +37,8 @@ from .packet import (
     decode_ack,
     decode_publish,
     decode_suback,
+    matches,
 )
-from .topic import matches
 
 # on_log levels, as paho-mqtt's MQTT_LOG_*
 _LOG_WARNING = const(4)

@@ -43,10 +43,34 @@ from .packet import (  # noqa: F401  (re-exported: tests and fake brokers use on
     encode_publish,
     encode_subscribe,
     packet_type,
-    remaining_length,
     remaining_length_size,
+    filter_problem,
+    topic_problem,
+    utf8_problem,
 )
-from .topic import filter_problem, topic_problem, utf8_problem
+
+_T_LENGTH_LONG = 63  # errors.py's text number
+
+
+def remaining_length(mv, pos, end):
+    """The remaining length whose first byte is mv[pos], or -1 if it is incomplete.
+
+    Raises MQTTError if it runs past 4 bytes [2.2.3].
+    """
+    value = 0
+    shift = 0
+    i = pos
+    while i < end:
+        d = mv[i]
+        value |= (d & 0x7F) << shift
+        if not d & 0x80:
+            return value
+        shift += 7
+        i += 1
+        if i - pos == 4:
+            raise MQTTError(ERR_PROTOCOL, _T_LENGTH_LONG)
+    return -1
+
 
 # Control packet types [MQTT-2.2.1] (the client codec keeps them private: no RAM)
 CONNECT = 1

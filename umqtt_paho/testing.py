@@ -108,7 +108,7 @@ from .servercodec import (
     DISCONNECT as _DISCONNECT,
     UNSUBSCRIBE as _UNSUBSCRIBE,
 )
-from .topic import matches as _matches
+from .packet import matches as _matches
 
 __all__ = ("FakeClock", "FakePort", "Broker", "Message", "Session", "Link")
 

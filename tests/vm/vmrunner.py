@@ -37,7 +37,6 @@ def check_mpy():
     and no umqtt_paho .py file exists anywhere in the VM's filesystem."""
     import umqtt_paho  # noqa: F401
     import umqtt_paho.packet  # noqa: F401
-    import umqtt_paho.topic  # noqa: F401
     import umqtt_paho.errors  # noqa: F401
     import umqtt_paho.client  # noqa: F401
 
