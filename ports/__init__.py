@@ -3,27 +3,15 @@
 
 
 def select(name=None):
-    """The port module for `name`, or for this interpreter and board if None."""
-    if name is None:
-        import sys
+    """The port module `name` (cpython, micropython, esp32, rp2, circuitpython: this
+    folder's files), or if None the one for this interpreter: named after it, or after
+    the board (sys.platform) where MicroPython has a port of its own."""
+    import gc
+    import sys
 
-        impl = sys.implementation.name
-        if impl == "circuitpython":
-            name = "circuitpython"
-        elif impl == "micropython":
-            name = sys.platform if sys.platform in ("esp32", "rp2") else "micropython"
-        else:
-            name = "cpython"
-    if name == "cpython":
-        from . import cpython as port
-    elif name == "micropython":
-        from . import micropython as port
-    elif name == "esp32":
-        from . import esp32 as port
-    elif name == "rp2":
-        from . import rp2 as port
-    elif name == "circuitpython":
-        from . import circuitpython as port
-    else:
-        raise ValueError("unknown port %r" % (name,))
-    return port
+    if name is None:
+        name = sys.implementation.name
+        if name == "micropython" and (sys.platform == "esp32" or sys.platform == "rp2"):
+            name = sys.platform
+    gc.collect()  # the client's leftovers: the port's code fills their holes
+    return __import__("umqtt_paho.ports." + name, None, None, ("NAME",))

@@ -24,12 +24,8 @@
 #   unreachable connect shows as POLLERR/POLLHUP (unix: POLLOUT|POLLERR|POLLHUP; lwIP:
 #   POLLERR without POLLOUT); a second connect() does not report the reason on lwIP
 #   (EALREADY), but a non-blocking read does (ECONNREFUSED...), so that is the probe.
-# - TLS: MicroPython's SSLSocket has no do_handshake(), and wrap_socket on a
-#   non-blocking socket spins in mbedtls without any bound. So the handshake runs in
-#   wrap_socket on a blocking socket with a timeout of the time left (each handshake
-#   read and write is bounded by it); then the socket goes non-blocking. A handshake
-#   timeout surfaces as ETIMEDOUT, or negated (-110, -116 on ESP32) when mbedtls passes
-#   the socket's errno through (modtls_mbedtls.c: `return -err`): translated here.
+# - TLS: a bounded handshake in ports/tlswrap.py (loaded only by boards that use TLS),
+#   then the TLS stream is driven like the socket.
 # - getaddrinfo() cannot be bounded on MicroPython (no timeout argument; lwIP's DNS
 #   gives up on its own after its retries). Pass an IP address to avoid DNS.
 # - close() cannot wake a thread blocked in poll (no shutdown() on these sockets): a
@@ -75,13 +71,7 @@ if _thread is not None:
     thread_id = _thread.get_ident
     start_thread = _thread.start_new_thread  # (fn, args)
 else:
-
-    class allocate_lock:  # noqa: N801  (the one thread: `with` works, locks nothing)
-        def __enter__(self):
-            return self
-
-        def __exit__(self, a, b, c):  # named arguments: *args would allocate a tuple
-            return False
+    from .nothreads import allocate_lock  # noqa: F401  (`with` works, locks nothing)
 
     thread_id = int  # int() is 0: the one thread
     start_thread = None
@@ -165,37 +155,19 @@ class Network:
         except Exception:  # a stack without the option (modlwip): harmless
             pass
         if ssl_ctx is not None:
-            sock = self._tls(sock, ssl_ctx, host, ticks_diff(deadline, ticks_ms()))
-        self._setup(sock)
+            from .tlswrap import wrap  # only boards that use TLS load it
 
-    def _setup(self, sock):
-        # A connected, non-blocking stream, and its poll for reading.
-        rp = select.poll()
-        rp.register(sock, _POLLIN)
-        self._rpoll = rp
+            sock = wrap(sock, ssl_ctx, host, ticks_diff(deadline, ticks_ms()), self._timedout)
+        self._setup(sock, p)
+
+    def _setup(self, sock, p=None):
+        # A connected, non-blocking stream, and its poll for reading (p: open()'s
+        # poller of the connect, emptied: one poller less to allocate).
+        if p is None:
+            p = select.poll()
+        p.register(sock, _POLLIN)
+        self._rpoll = p
         self.sock = sock
-
-    def _tls(self, sock, ssl_ctx, host, left):
-        if left <= 0:
-            sock.close()
-            raise OSError(errno.ETIMEDOUT, "no time left for the TLS handshake")
-        try:
-            sock.setblocking(True)
-            sock.settimeout(left / 1000)
-            # server_hostname: SNI, and the name the certificate is checked against
-            tls = ssl_ctx.wrap_socket(sock, server_hostname=host)
-        except OSError as e:
-            sock.close()
-            if e.errno in self._timedout:
-                raise OSError(
-                    errno.ETIMEDOUT, "TLS handshake with %s timed out after %d ms" % (host, left)
-                )
-            raise
-        except BaseException:
-            sock.close()
-            raise
-        tls.setblocking(False)
-        return tls
 
     def read_into(self, buf, n, timeout_ms):
         sock = self.sock

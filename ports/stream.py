@@ -37,7 +37,10 @@ def make(connect, name="stream"):
             if hasattr(sock, "setblocking"):
                 sock.setblocking(False)
             if ssl_ctx is not None:
-                sock = self._tls(sock, ssl_ctx, host, _mp.ticks_diff(deadline, _mp.ticks_ms()))
+                from .tlswrap import wrap
+
+                left = _mp.ticks_diff(deadline, _mp.ticks_ms())
+                sock = wrap(sock, ssl_ctx, host, left, self._timedout)
             self._setup(sock)
 
     p = _Port()

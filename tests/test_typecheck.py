@@ -36,12 +36,13 @@ CACHE = os.path.join(
 )
 
 # board -> (stub package or None, its entry file, its port modules, its WiFi helper)
+_MP_PORTS = ("micropython", "tlswrap", "nothreads")  # what each MicroPython board holds
 BOARDS = {
-    "esp32_devkitc": ("micropython-esp32-stubs", "main.py", ("micropython", "esp32"), "wifi.py"),
-    "esp32s3": ("micropython-esp32-stubs", "main.py", ("micropython", "esp32"), "wifi.py"),
-    "pico_w": ("micropython-rp2-stubs", "main.py", ("micropython", "rp2"), "wifi.py"),
-    "pico2_w": ("micropython-rp2-stubs", "main.py", ("micropython", "rp2"), "wifi.py"),
-    "feather_esp32s3_cp": (None, "code.py", ("circuitpython",), "wifi_join.py"),
+    "esp32_devkitc": ("micropython-esp32-stubs", "main.py", _MP_PORTS + ("esp32",), "wifi.py"),
+    "esp32s3": ("micropython-esp32-stubs", "main.py", _MP_PORTS + ("esp32",), "wifi.py"),
+    "pico_w": ("micropython-rp2-stubs", "main.py", _MP_PORTS + ("rp2",), "wifi.py"),
+    "pico2_w": ("micropython-rp2-stubs", "main.py", _MP_PORTS + ("rp2",), "wifi.py"),
+    "feather_esp32s3_cp": (None, "code.py", ("circuitpython", "nothreads"), "wifi_join.py"),
 }
 CIRCUITPYTHON_MODULES = (
     "alarm",
@@ -258,12 +259,13 @@ def test_a_call_the_firmware_does_not_have_fails(package, tmp_path, mypy_ok):
 @pytest.mark.parametrize(
     "package,ports",
     [
-        ("micropython-esp32-stubs", ("micropython", "esp32")),
-        ("micropython-rp2-stubs", ("micropython", "rp2")),
+        ("micropython-esp32-stubs", _MP_PORTS + ("esp32",)),
+        ("micropython-rp2-stubs", _MP_PORTS + ("rp2",)),
     ],
 )
 def test_ports_against_the_firmware_stubs(package, ports, tmp_path, mypy_ok):
-    """ports/micropython.py and esp32.py / rp2.py use only what the firmware has.
+    """ports/micropython.py (with tlswrap.py, nothreads.py) and esp32.py / rp2.py use
+    only what the firmware has.
 
     Left out, as not about the firmware: no-redef and assignment (a fallback import,
     `_thread = None`, an errno table a subclass extends), and ports/__init__.py (its

@@ -43,11 +43,11 @@ HOSTS = ("unix", "wasm")
 # A board with port modules also gets ports/__init__.py (select()) as the package
 # umqtt_paho.ports. wasm has no sockets: the core only (the tests give it a port).
 BOARDS = {
-    "esp32": ("xtensawin", ("micropython", "stream", "esp32")),
-    "esp32s3": ("xtensawin", ("micropython", "stream", "esp32")),
-    "pico_w": ("armv6m", ("micropython", "stream", "rp2")),
-    "pico2_w": ("armv7emsp", ("micropython", "stream", "rp2")),
-    "unix": (None, ("micropython", "stream")),
+    "esp32": ("xtensawin", ("micropython", "stream", "tlswrap", "nothreads", "esp32")),
+    "esp32s3": ("xtensawin", ("micropython", "stream", "tlswrap", "nothreads", "esp32")),
+    "pico_w": ("armv6m", ("micropython", "stream", "tlswrap", "nothreads", "rp2")),
+    "pico2_w": ("armv7emsp", ("micropython", "stream", "tlswrap", "nothreads", "rp2")),
+    "unix": (None, ("micropython", "stream", "tlswrap", "nothreads")),
     "wasm": (None, ()),
 }
 

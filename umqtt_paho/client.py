@@ -13,7 +13,7 @@
 #   packet id), write their packet and wait for the ack in Reader._waitfor. A QoS 1/2
 #   publish from a message function (on the reading thread) is sent without waiting:
 #   the reader completes it when the ack comes, so a burst of messages cannot nest reads.
-# - Buffers: receive (max_packet_size), send and ack buffers, allocated once. A PUBLISH
+# - Buffers: receive (max_packet_size) and send (acks too), allocated once. A PUBLISH
 #   whose payload fits the send buffer leaves in one write.
 # - Threads: the background loop (threadloop.py) is loaded when it starts; without it
 #   the application calls cycle().
@@ -105,6 +105,13 @@ def _to_bytes(s):
     return s.encode() if isinstance(s, str) else s
 
 
+def _kept(b):
+    # A message the session keeps until acked, as bytes: the caller may reuse a
+    # bytearray or what a memoryview shows. While publish() waits for the ack it holds
+    # the caller's object itself: a telemetry loop's reused buffer costs no copy.
+    return b if isinstance(b, bytes) else bytes(b)
+
+
 class Client(Reader):
     """An MQTT 3.1/3.1.1 client (API of the Paho-embedded-style 'Lightweight MQTT Library').
 
@@ -133,15 +140,11 @@ class Client(Reader):
     # True: a QoS 1/2 publish while disconnected is accepted into the in-flight table
     # (if a slot is free) and sent after the next CONNACK.
     queue_offline = False
-    drain_burst = 4  # store and forward: queued messages sent per read cycle at most
-    queue_qos0 = False  # store and forward: True queues QoS 0 publishes too while offline
-    outbox = None  # store and forward (forward.py): set when the client has them
-    store = None
+    # Store and forward's settings (drain_burst, queue_qos0) and its outbox and store
+    # are attributes that forward.py reads and sets: see there.
     # Rarely set state
     _auth = None  # (username, password or None)
     _will = None  # (topic, payload, qos, retain)
-    _looping = False  # the loop should go on
-    _stopped = False  # disconnect() was called: recovery hooks stop
 
     def __init__(
         self,
@@ -178,40 +181,44 @@ class Client(Reader):
         # The buffers below live as long as the client: collect first, so they take
         # whole free blocks instead of landing among the imports' leftovers.
         gc.collect()
-        # Buffers: allocated here, never grown. A packet's header bytes are read one by
-        # one into the receive buffer; its body then fills it from offset 0.
-        self._rmv = memoryview(bytearray(max_packet_size))
-        self._sbuf = bytearray(send_buffer)
+        # Every attribute the client writes is made here, before the buffers: the
+        # instance's attribute table grows to its final size now, in a heap just
+        # collected, and never again mid-flight (a table grown while messages flow, or
+        # on a first failure, needs a contiguous block when RAM is tightest).
         self._port = port
         self._id = (client_id, clean_session, protocol)  # for CONNECT
         self._cycle_timeout = cycle_timeout
         self._command_timeout = command_timeout
-        self._abuf = bytearray(4)  # acks, written by the reader
         self._rl = 0  # remaining length of the packet in _rmv
-
-        self.session = Session(max_inflight, max_inflight_in)
-        # Subscriptions: [filter bytes, function, qos, granted or -1]; kept across
-        # reconnects, renewed after each CONNACK unless confirmed in this session.
-        self._handlers = []
-
         self._net = None
         self._connected = False
         self._rc = -1
         self._topic_ok = None  # the last bytes topic that passed the checks
-        # connect()'s (host, port, ssl_ctx, breconnect_cb, aconnect_cb), for reconnect()
+        # connect()'s (host, port, ssl_ctx, breconnect_cb, aconnect_cb, keepalive ms)
         self._target = None
-        self._keepalive_ms = 0
         self._loop_failure = None
-
         self._last_sent = 0
         self._last_recv = 0
         self._ping_sent = None  # ticks of the PINGREQ awaiting its PINGRESP
-
+        self._reader = None  # thread id of the thread inside _cycle
+        self._looping = False  # the loop thread should go on
+        self._stopped = False  # disconnect() was called: recovery hooks stop
+        self.last_error = None
+        # The message being delivered: what the 3-argument callback cannot carry.
+        self.last_qos = self.last_retain = self.last_dup = self.last_mid = 0
+        # Subscriptions: [filter bytes, function, qos, granted or -1]; kept across
+        # reconnects, renewed after each CONNACK unless confirmed in this session.
+        self._handlers = []
         lock = port.allocate_lock  # a lock that does nothing where there are no threads
         self._wlock = lock()  # writes
         self._rlock = lock()  # the one reader
         self._tlock = lock()  # the session's tables
-        self._reader = None  # thread id of the thread inside _cycle
+
+        # Buffers: allocated here, never grown. A packet's header bytes are read one by
+        # one into the receive buffer; its body then fills it from offset 0.
+        self._rmv = memoryview(bytearray(max_packet_size))
+        self._sbuf = bytearray(send_buffer)
+        self.session = Session(max_inflight, max_inflight_in)
 
         # Store and forward (docs/store-and-forward.md): its code only when used.
         if outbox is not None or store is not None:
@@ -254,11 +261,9 @@ class Client(Reader):
         """
         if not 0 <= keepalive <= 65535:
             raise ArgError(_T_KEEPALIVE)
-        self._target = (host, port, ssl_ctx, breconnect_cb, aconnect_cb)
-        self._keepalive_ms = keepalive * 1000
+        self._target = (host, port, ssl_ctx, breconnect_cb, aconnect_cb, keepalive * 1000)
         self._loop_failure = loop_failure
-        if self._stopped:  # written only when it changes: one instance attribute less
-            self._stopped = False
+        self._stopped = False
         rc = self._connect_once()
         if rc:
             raise MQTTError(_ERR_CONN_REFUSED, _T_CONN_REFUSED, rc)
@@ -293,7 +298,7 @@ class Client(Reader):
 
     def _connect_once(self):
         # Open, CONNECT, CONNACK, resend, renew subscriptions: under command_timeout.
-        host, port_no, ctx, _, aconnect_cb = self._target
+        host, port_no, ctx, _, aconnect_cb, ka = self._target
         if ctx is not None and not self.tls_insecure:
             # Security by default: a context that does not check the broker's
             # certificate (verify_mode CERT_NONE = 0) or name is refused unless the
@@ -318,7 +323,7 @@ class Client(Reader):
             need = 32 + len(cid) + len(w[1]) + len(w[0] or b"")
             need += len(user or b"") + len(pw or b"")
             buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
-            n = encode_connect(buf, cid, clean, self._keepalive_ms // 1000, w[0], w[1], w[2],
+            n = encode_connect(buf, cid, clean, ka // 1000, w[0], w[1], w[2],
                                w[3], user, pw, protocol)  # fmt: skip
             with self._wlock:
                 self._write(buf, n, self._left(deadline))
@@ -370,8 +375,7 @@ class Client(Reader):
     def disconnect(self, timeout=None):
         """Send DISCONNECT and close. With timeout (ms), wait that long at most for the
         background loop to end. Returns within the timeout even if the broker is gone."""
-        if self._looping:  # written only when it changes: one instance attribute less
-            self._looping = False
+        self._looping = False
         self._stopped = True
         net = self._net
         if self._connected and net is not None:
@@ -484,8 +488,6 @@ class Client(Reader):
             if isinstance(topic, bytes):
                 self._topic_ok = topic
             return 0
-        if not isinstance(payload, bytes):
-            payload = bytes(payload)  # kept until acked: the caller may reuse its buffer
         deadline = self._deadline()
         if self._connected:
             i = self._waitfor(_PUBLISH, 0, deadline)
@@ -507,6 +509,8 @@ class Client(Reader):
         # From a message function on the reading thread, waiting would read (and
         # deliver) nested, one level per message of a burst: never wait there.
         waiter = sent and wait and self._reader != self._port.thread_id()
+        if not waiter:
+            payload = _kept(payload)
         plen = len(payload)
         with self._wlock:
             try:
@@ -529,7 +533,17 @@ class Client(Reader):
                 # resent after the reconnect.
                 self._log(_LOG_WARNING, _T_NOT_SENT, pid, e)
         if waiter:
-            self._release(i, self._waitfor(0, i, deadline) == 0)
+            ok = self._waitfor(0, i, deadline) == 0
+            if not ok:
+                # Not acked yet: the session keeps the message past this call, and the
+                # caller may reuse its objects from now on. (Under _wlock: a resend
+                # writing them right now finishes first.)
+                with self._wlock:
+                    with self._tlock:
+                        if s.payloads[i] is payload:
+                            s.topics[i] = _kept(topic)
+                            s.payloads[i] = _kept(payload)
+            self._release(i, ok)
         return pid
 
     def pending(self):
@@ -638,7 +652,7 @@ class Client(Reader):
         if not wait:
             return pid
         code = self._waitfor(0, i, deadline)
-        granted = s.results[i]
+        granted = s.order[i]  # the SUBACK's return code
         self._release(i, True)
         if code:
             raise MQTTError(code, _T_LOST_WAITING if code == _ERR_CONN_LOST else _T_ACK_TIMEOUT,

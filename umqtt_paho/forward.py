@@ -24,6 +24,8 @@ except ImportError:  # CPython: the host port runs the same file
 from .packet import ArgError, encode_publish, encode_ack
 from .outbox import RECORD_HEADER
 
+_DRAIN_BURST = const(4)  # client.drain_burst's default
+
 _PUBLISH = const(3)
 _PUBREC = const(5)
 _PUBREL = const(6)
@@ -51,6 +53,11 @@ class Forward:
             outbox = Outbox(2048)
         c.outbox = outbox  # read: outbox.dropped, outbox.count, outbox.unsent
         c.store = store
+        # The client's store-and-forward settings (a client without outbox or store
+        # has neither): messages sent per read cycle at most, and whether QoS 0
+        # publishes are queued too while offline.
+        c.drain_burst = _DRAIN_BURST
+        c.queue_qos0 = False
         self.c = c
         self.outbox = outbox
         self.store = store
@@ -177,7 +184,7 @@ class Forward:
                     return
                 try:
                     if first == _PUBREL:
-                        c._write(c._abuf, encode_ack(c._abuf, _PUBREL, pid),
+                        c._write(c._sbuf, encode_ack(c._sbuf, _PUBREL, pid),
                                  c._command_timeout)  # [MQTT-4.4.0-1]  # fmt: skip
                     else:
                         self.write(off, pid, first)

@@ -101,14 +101,8 @@ class Reader:
     on_subscribe = None  # on_subscribe(client, pid, granted): SUBACK codes (bytes)
     on_unsubscribe = None  # on_unsubscribe(client, pid)
     deliver_views = False  # True: topic and payload as memoryviews (no copy)
-    last_error = None
     oversize_dropped = 0
     unhandled = 0
-    # The message being delivered: what the 3-argument callback cannot carry.
-    last_qos = 0
-    last_retain = 0
-    last_dup = 0
-    last_mid = 0
     _fwd = None  # store and forward's Forward (forward.py)
     _topic_view = None  # deliver_views: the views reused while messages look alike
     _payload_view = None
@@ -162,7 +156,7 @@ class Reader:
         first = self._read_packet(timeout_ms, deadline)
         if first:
             t = self._handle(first, self._rl)
-        ka = self._keepalive_ms
+        ka = self._target[5]  # keepalive (ms)
         if ka and self._connected:
             port = self._port
             now = port.ticks_ms()
@@ -233,29 +227,10 @@ class Reader:
                 self._read_exact(mv, rl, deadline)
             self._last_recv = self._port.ticks_ms()
             return first
-        # Larger than the receive buffer: read it through the buffer and drop it. A
-        # PUBLISH is still acked per its QoS so the broker does not send it forever.
-        pid = 0
-        left = rl
-        while left > 0:
-            n = size if left > size else left
-            self._read_exact(mv, n, deadline)
-            if left == rl:  # the first piece holds the topic and packet id
-                tl = mv[0] << 8 | mv[1]
-                if tl + 4 <= size:
-                    pid = mv[2 + tl] << 8 | mv[3 + tl]
-            left -= n
-        self._last_recv = self._port.ticks_ms()
-        if first >> 4 != _PUBLISH:
-            raise MQTTError(_ERR_PROTOCOL, _T_OVERSIZE, first >> 4, rl)
-        self.oversize_dropped += 1
-        self._log(_LOG_WARNING, _T_DROPPED, rl, size)
-        qos = first >> 1 & 3
-        if pid and qos:
-            if qos == 2:
-                self.session.remember_in(pid)
-            self._send_ack(_PUBACK if qos == 1 else _PUBREC, pid)
-        return 0
+        # Larger than the receive buffer: oversize.py reads it through and drops it.
+        from .oversize import drop
+
+        return drop(self, first, rl, deadline)
 
     # ---- handling --------------------------------------------------------------------
 
@@ -393,7 +368,8 @@ class Reader:
 
     def _send_ack(self, t, pid):
         with self._wlock:
-            self._write(self._abuf, encode_ack(self._abuf, t, pid), self._command_timeout)
+            # The send buffer: every write holds _wlock from encoding to the last byte.
+            self._write(self._sbuf, encode_ack(self._sbuf, t, pid), self._command_timeout)
 
     # ---- waiting for the session -----------------------------------------------------
 

@@ -60,14 +60,15 @@ class Session:
     """The session state of one client: in-flight slots, packet ids, inbound QoS 2 ids.
 
     Read-only for drivers: pids, topics, payloads, flags (retain 1, qos << 1) and order
-    (first-sent order) of each slot i, and present (the last CONNACK's session flag).
+    of each slot i (a PUBLISH's first-sent order; once a command is DONE, the return
+    code of its ack, e.g. the QoS a SUBACK granted), and present (the last CONNACK's
+    session flag).
     """
 
     def __init__(self, slots, inbound):
         self.pids = [0] * slots
         self.states = bytearray(slots)
         self.flags = bytearray(slots)
-        self.results = bytearray(slots)
         self.topics = [None] * slots
         self.payloads = [None] * slots
         self.order = [0] * slots
@@ -109,7 +110,7 @@ class Session:
                     break
             self._pid = pid
         pids[free] = pid
-        self.results[free] = 0
+        self.order[free] = 0
         self.flags[free] = _WAITER
         if t == _PUBLISH:
             states[free] = _RESERVED
@@ -143,7 +144,7 @@ class Session:
                 if t == _PUBREC:
                     states[i] = _WAIT_PUBCOMP
                 elif self.flags[i] & _WAITER:
-                    self.results[i] = result
+                    self.order[i] = result  # the waiter reads it there
                     states[i] = _DONE
                 else:
                     self.free(i)

@@ -8,7 +8,6 @@ class Session:
     pids: list[int]
     states: bytearray
     flags: bytearray
-    results: bytearray
     topics: list[Any]
     payloads: list[Any]
     order: list[int]

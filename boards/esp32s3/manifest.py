@@ -6,4 +6,4 @@
 #
 # Frozen modules run from flash: no .mpy files in /lib, and less RAM at import.
 include("$(PORT_DIR)/boards/manifest.py")  # noqa: F821  (the firmware's usual modules)
-include("..", ports=("micropython", "stream", "esp32"))  # noqa: F821  (boards/manifest.py)
+include("..", ports=("micropython", "stream", "tlswrap", "nothreads", "esp32"))  # noqa: F821  (boards/manifest.py)

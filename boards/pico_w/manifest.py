@@ -6,4 +6,4 @@
 #
 # Frozen modules run from flash: no .mpy files in /lib, and less RAM at import.
 include("$(BOARD_DIR)/manifest.py")  # noqa: F821  (the board's usual modules: network, mip)
-include("..", ports=("micropython", "stream", "rp2"))  # noqa: F821  (boards/manifest.py)
+include("..", ports=("micropython", "stream", "tlswrap", "nothreads", "rp2"))  # noqa: F821  (boards/manifest.py)
