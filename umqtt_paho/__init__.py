@@ -8,19 +8,8 @@
 
 import gc
 
-# The core, one module at a time with a collection after each: loading a module leaves
-# small garbage between its functions (the loader's own records), and a collection lets
-# the next module's code fill those holes instead of the heap's free end. On a 32-bit
-# board this lowers the heap the telemetry job needs by about 3 KB (tools/bench.py).
-from . import packet  # noqa: E402, F401
-
-gc.collect()
-from . import session  # noqa: E402, F401
-
-gc.collect()
-from . import reader  # noqa: E402, F401
-
-gc.collect()
+# The core: client.py loads the other core modules one at a time, collecting after
+# each (see there).
 from .client import Client, RECOVERED, BREAK_LOOP, MQTTv31, MQTTv311  # noqa: E402, F401
 from .packet import MQTTError, topic_matches_sub  # noqa: E402, F401
 

@@ -27,7 +27,18 @@ try:
 except ImportError:  # CPython: the host port runs the same file
     const = int  # a function here would cost RAM on the board too
 
-from .packet import (
+import gc
+
+# The core, one module at a time with a collection after each: loading a module leaves
+# small garbage between its functions (the loader's own records), and a collection lets
+# the next module's code fill those holes instead of the heap's free end (on a 32-bit
+# board the telemetry job then needs about 3 KB less heap, tools/bench.py). From .py
+# sources the order matters too: each module is compiled with the ones before it in
+# RAM, so the largest (this one, then reader.py) go first.
+from .reader import Reader
+
+gc.collect()
+from .packet import (  # noqa: E402
     MQTTError,
     ArgError,
     encode_connect,
@@ -37,9 +48,11 @@ from .packet import (
     filter_problem,
     topic_problem,
 )
-from .reader import Reader
-from .session import Session
-import gc
+
+gc.collect()
+from .session import Session  # noqa: E402
+
+gc.collect()
 
 BREAK_LOOP = const(0)
 RECOVERED = const(1)
@@ -140,6 +153,7 @@ class Client(Reader):
     # True: a QoS 1/2 publish while disconnected is accepted into the in-flight table
     # (if a slot is free) and sent after the next CONNACK.
     queue_offline = False
+    _fwd = None  # store and forward's Forward (forward.py), for a client given them
     # Store and forward's settings (drain_burst, queue_qos0) and its outbox and store
     # are attributes that forward.py reads and sets: see there.
     # Rarely set state

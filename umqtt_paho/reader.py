@@ -103,10 +103,7 @@ class Reader:
     deliver_views = False  # True: topic and payload as memoryviews (no copy)
     oversize_dropped = 0
     unhandled = 0
-    _fwd = None  # store and forward's Forward (forward.py)
-    _topic_view = None  # deliver_views: the views reused while messages look alike
-    _payload_view = None
-    _payload_view_at = 0
+    _views = None  # deliver_views: [topic view, payload view, its offset], reused
     _signal = None  # the loop thread's Signal (threadloop.py)
     _nest = 0  # reads nested inside callbacks waiting for a free slot
     _loop_running = False  # the loop thread runs (set before it starts)
@@ -310,13 +307,16 @@ class Reader:
         tl = mv[0] << 8 | mv[1]
         topic = data = None
         if self.deliver_views:
-            topic = self._topic_view
-            if topic is None or len(topic) != tl:
-                topic = self._topic_view = mv[2 : 2 + tl]
-            data = self._payload_view
-            if data is None or self._payload_view_at != payload or len(data) != rl - payload:
-                data = self._payload_view = mv[payload:rl]
-                self._payload_view_at = payload
+            v = self._views
+            if v is None:
+                v = self._views = [mv[0:0], mv[0:0], -1]  # made once, then reused
+            topic = v[0]
+            if len(topic) != tl:
+                topic = v[0] = mv[2 : 2 + tl]
+            data = v[1]
+            if v[2] != payload or len(data) != rl - payload:
+                data = v[1] = mv[payload:rl]
+                v[2] = payload
         fn = None
         for h in self._handlers:
             if h[1] is not None and matches(h[0], mv, 2, 2 + tl):
