@@ -72,6 +72,10 @@ MQTT_ERR_KEEPALIVE = const(16)
 
 _MAX_PAYLOAD = const(268435455)
 _MS_STEP = const(100)  # sleep slices, so disconnect()/loop_stop() end a wait soon
+# QoS 0 publishes held while a connection is being made, sent after its CONNACK; and
+# QoS 0 on_publish calls held for the network loop (beyond it, called at once)
+_HELD0_MAX = const(32)
+_SENT0_MAX = const(64)
 _THREAD_TIMEOUT = 0.25  # s per cycle in the loop_start() thread (loop_stop() latency)
 
 
@@ -261,7 +265,7 @@ _ARGS = (
     "reconnect_on_failure",
     "manual_ack",
 )
-_EXTRA = ("callback_api_version", "max_packet_size")
+_EXTRA = ("callback_api_version", "max_packet_size", "outbox", "store")
 _CALLBACKS = (
     "on_connect",
     "on_connect_fail",
@@ -280,8 +284,10 @@ class Client:
 
     paho-mqtt 2.x's form, Client(CallbackAPIVersion.VERSIONn, client_id, ...), and the
     keyword callback_api_version= are accepted; VERSION2 selects 2.x callback signatures.
-    Extra keyword: max_packet_size (receive buffer of the core; larger messages are
-    dropped and logged). connect_timeout (s) bounds connecting and every ack wait.
+    Extra keywords: max_packet_size (receive buffer of the core; larger messages are
+    dropped and logged); outbox= and store= (store and forward, as the core's Client:
+    docs/store-and-forward.md). connect_timeout (s) bounds connecting and every ack
+    wait.
     """
 
     def __init__(self, *args, **kwargs):
@@ -314,12 +320,15 @@ class Client:
             raise ValueError("manual_ack is not supported")
         self._reconnect_on_failure = a.get("reconnect_on_failure", True)
         self.max_packet_size = a.get("max_packet_size")
+        self._outbox = a.get("outbox")  # store and forward, handed to the core
+        self._store = a.get("store")
         self._lock = self._port.allocate_lock()  # does nothing where there are no threads
         self._terminate = False  # loop_stop() called
         self._thread_running = False  # the loop_start() thread
         self._thread_started = False
         self._thread_tid = None
         self._forever_tid = None  # the thread in loop_forever()
+        self._loop_tid = None  # the thread inside a network loop call (_loop)
         self._setup(
             a.get("client_id", ""),
             a.get("clean_session"),
@@ -363,6 +372,7 @@ class Client:
         self._pending = None  # CONNACK return code whose on_connect is due
         self._session = 0
         self._async = False  # connect_async() done, connection still to be made
+        self._opening = False  # a connection attempt (_open) is under way
         self._disconnecting = False  # disconnect() called: loops end
         self._delay = None  # current reconnect delay (s); None: next is min_delay
         self._min_delay = 1
@@ -371,6 +381,8 @@ class Client:
         self._msg_cbs = []  # [filter bytes, callback]; replaced, never mutated
         self._infos = []  # MQTTMessageInfo of QoS 1/2 publishes awaiting their ack
         self._early = []  # ids acked before publish() recorded their info
+        self._sent0 = []  # mids of QoS 0 messages sent, their on_publish still due
+        self._held0 = []  # QoS 0 (topic, payload, retain, info) awaiting a CONNACK
         self._logger = None
         self.connect_timeout = 5.0
         self.suppress_exceptions = True
@@ -603,6 +615,8 @@ class Client:
             max_packet_size=size,
             send_buffer=4096 if host else 256,
             max_inflight=self._max_inflight,
+            outbox=self._outbox,
+            store=self._store,
         )
         core.deliver_views = True  # matched and copied here, once
         core.queue_offline = True  # keep QoS 1/2 publishes made while disconnected
@@ -628,6 +642,7 @@ class Client:
         core.tls_insecure = self._tls_insecure
         with self._lock:
             self._pending = None
+        self._opening = True
         try:
             core.connect(
                 self._host,
@@ -644,6 +659,8 @@ class Client:
                     self._session = 0
                 return MQTT_ERR_SUCCESS
             raise OSError(str(e))  # no CONNACK in time, protocol error: the link failed
+        finally:
+            self._opening = False
         return MQTT_ERR_SUCCESS
 
     def _aconnect(self, core):
@@ -651,6 +668,7 @@ class Client:
             self._up = True
             self._pending = 0
             self._session = 1 if core.session_present else 0
+        self._send_held(core)
 
     def is_connected(self):
         core = self._core
@@ -666,6 +684,7 @@ class Client:
             was_up = self._up
             self._up = False
             self._pending = None
+            self._held0 = []  # not sent: no connection came
         if core is not None:
             core.disconnect()
         if not was_up:
@@ -683,6 +702,16 @@ class Client:
         return self._loop(timeout)
 
     def _loop(self, timeout):
+        tid = self._port.thread_id()
+        outer = self._loop_tid  # (loop() from a callback: nested)
+        self._loop_tid = tid  # callbacks run in this call: QoS 0 on_publish is deferred
+        try:
+            return self._loop_once(timeout)
+        finally:
+            self._loop_tid = outer
+
+    def _loop_once(self, timeout):
+        self._fire_sent()  # on_publish of QoS 0 messages sent since the last loop
         if self._disconnecting:
             self._settle()
             return MQTT_ERR_NO_CONN
@@ -749,6 +778,7 @@ class Client:
             self._port.sleep_ms(_MS_STEP)  # loop_start() before connect()
         while self._async and not self._should_exit():
             try:
+                self._opening = True  # (before _async goes: publish() holds QoS 0)
                 self._async = False
                 self._open()
             except Exception as e:
@@ -895,7 +925,17 @@ class Client:
             core = self._make_core()  # a QoS 1/2 message may wait in it for connect()
         offline = core is None or not core.connected()
         if offline and qos == 0:
-            return MQTTMessageInfo(self, self._next_mid(), MQTT_ERR_NO_CONN)
+            info = MQTTMessageInfo(self, self._next_mid(), MQTT_ERR_NO_CONN)
+            if self._async or self._opening:
+                # A connection is being made (connect_async() and a loop, or the loop
+                # reconnecting): as paho, the message goes out once it is up.
+                with self._lock:
+                    if len(self._held0) < _HELD0_MAX:
+                        self._held0.append((t, payload, retain, info))
+                        info.rc = MQTT_ERR_SUCCESS
+                    else:
+                        info.rc = MQTT_ERR_QUEUE_SIZE
+            return info
         try:
             # Offline, the core drops it (ERR_NO_CONN) unless it keeps QoS 1/2 messages
             # for the next connection (queue_offline, README section 10).
@@ -910,7 +950,7 @@ class Client:
         if qos == 0:
             info = MQTTMessageInfo(self, self._next_mid(), MQTT_ERR_SUCCESS)
             info._published = True
-            self._call_publish(info.mid)
+            self._sent(info.mid)
             return info
         # As paho: MQTT_ERR_NO_CONN also for a message kept until connected
         info = MQTTMessageInfo(self, pid, MQTT_ERR_NO_CONN if offline else MQTT_ERR_SUCCESS)
@@ -921,6 +961,44 @@ class Client:
             else:
                 self._infos.append(info)
         return info
+
+    def _sent(self, mid):
+        # A QoS 0 message went out. As paho's: with a loop thread, or from inside a
+        # callback (a network loop call), its on_publish comes from the loop after
+        # publish() has returned (a program compares the mid publish() gave it);
+        # otherwise publish() wrote it itself and calls on_publish at once.
+        if not self._thread_running and self._port.thread_id() != self._loop_tid:
+            self._call_publish(mid)
+            return
+        with self._lock:
+            sent = self._sent0
+            sent.append(mid)
+            late = sent.pop(0) if len(sent) > _SENT0_MAX else None
+        if late is not None:
+            self._call_publish(late)  # nobody runs the loop: do not hold them forever
+
+    def _fire_sent(self):
+        if not self._sent0:
+            return  # (no lock, no list swap: nothing allocated per loop)
+        with self._lock:
+            sent, self._sent0 = self._sent0, []
+        for mid in sent:
+            self._call_publish(mid)
+
+    def _send_held(self, core):
+        # After a CONNACK: the QoS 0 messages published while connecting, in order.
+        while self._held0 and core.connected():
+            with self._lock:
+                if not self._held0:
+                    return
+                t, payload, retain, info = self._held0.pop(0)
+            try:
+                core.publish(t, payload, 0, retain)
+            except Exception as e:  # the link failed again: the next CONNACK sends the rest
+                self._log(MQTT_LOG_WARNING, "held QoS 0 message not sent: %r" % (e,))
+                return
+            info._published = True
+            self._sent(info.mid)
 
     def _next_mid(self):
         with self._lock:

@@ -1,0 +1,267 @@
+"""paho-mqtt programs run unchanged through the real paho-mqtt and umqtt_paho.paho.
+
+Each test is one small program in the idioms of paho's own examples, run once with the
+paho-mqtt package from PyPI (2.x, given CallbackAPIVersion.VERSION1) and once with
+umqtt_paho.paho, against a real mosquitto; both runs must see the same outcome
+(issue 14). tests/test_paho_parity.py compares a longer scenario event by event.
+"""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from livehelpers import WAIT, wait_until
+from test_paho_parity import new_client
+
+IMPLS = ("paho-mqtt", "umqtt_paho")
+
+
+class HoldConnack:
+    """A loopback TCP proxy to the broker that holds the broker's first bytes (the
+    CONNACK) until release(): the window between CONNECT and CONNACK, made long."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.released = threading.Event()
+        self.connected = threading.Event()  # a client's CONNECT went up
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.ls.settimeout(WAIT)
+        self.port = self.ls.getsockname()[1]
+        self.socks = [self.ls]
+        self.threads = []
+
+    def __enter__(self):
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def __exit__(self, *exc):
+        self.released.set()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(WAIT)
+
+    def release(self):
+        self.released.set()
+
+    def _accept(self):
+        try:
+            c, _ = self.ls.accept()
+        except OSError:
+            return
+        u = socket.create_connection(self.target, timeout=WAIT)
+        self.socks += [c, u]
+        for src, dst, hold in ((c, u, False), (u, c, True)):
+            t = threading.Thread(target=self._pump, args=(src, dst, hold), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _pump(self, src, dst, hold):
+        src.settimeout(0.05)
+        deadline = time.monotonic() + 4 * WAIT
+        while time.monotonic() < deadline:
+            try:
+                data = src.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if hold:
+                self.released.wait(WAIT)
+            else:
+                self.connected.set()
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+
+def listener(broker, topic, got):
+    """A plain paho-mqtt subscriber that appends (topic, payload) to got."""
+    sub = new_client("paho-mqtt", "prog-listener-%d" % time.monotonic_ns())
+    ready = threading.Event()
+    sub.on_connect = lambda c, u, f, rc: c.subscribe(topic, 1)
+    sub.on_subscribe = lambda c, u, mid, g: ready.set()
+    sub.on_message = lambda c, u, m: got.append((m.topic, bytes(m.payload)))
+    sub.connect(broker.host, broker.port, 30)
+    sub.loop_start()
+    assert ready.wait(WAIT)
+    return sub
+
+
+# ---- 1. QoS 0 on_publish comes after publish() has returned ---------------------------
+
+
+def prog_qos0_mid_in_on_publish(impl, broker):
+    """paho's idiom: remember the mid publish() returns; in on_publish, if it is that
+    one, disconnect. The publish is made in on_connect (the loop thread)."""
+    c = new_client(impl, "prog1-" + impl)
+    state = {"sent_mid": None, "matched": [], "order": []}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, rc):
+        info = client.publish("prog1/" + impl, "reading", 0)
+        state["order"].append("publish returned")
+        state["sent_mid"] = info.mid
+
+    def on_publish(client, userdata, mid):
+        state["order"].append("on_publish")
+        state["matched"].append(mid == state["sent_mid"])
+        if mid == state["sent_mid"]:
+            client.disconnect()
+            done.set()
+
+    c.on_connect = on_connect
+    c.on_publish = on_publish
+    c.connect(broker.host, broker.port, 30)
+    c.loop_start()
+    try:
+        done.wait(WAIT)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return state["matched"], state["order"]
+
+
+def test_qos0_on_publish_after_publish_returned(mosquitto):
+    out = {impl: prog_qos0_mid_in_on_publish(impl, mosquitto) for impl in IMPLS}
+    assert out["paho-mqtt"] == ([True], ["publish returned", "on_publish"])
+    assert out["umqtt_paho"] == out["paho-mqtt"]
+
+
+def test_qos0_on_publish_without_a_loop_thread(mosquitto):
+    # No loop thread, publish() outside any callback: paho writes the message in
+    # publish() and calls on_publish there; so does umqtt_paho.
+    for impl in IMPLS:
+        c = new_client(impl, "prog1b-" + impl)
+        calls = []
+        c.on_publish = lambda cl, u, mid: calls.append(mid)
+        c.connect(mosquitto.host, mosquitto.port, 30)
+        assert wait_until(lambda: c.loop(0.05) == 0 and c.is_connected())
+        info = c.publish("prog1b/" + impl, "x", 0)
+        assert calls == [info.mid], impl
+        c.disconnect()
+
+
+def test_qos0_on_publish_from_a_loop_call_comes_from_the_next_one(mosquitto):
+    # loop() in the application's thread, publish() from on_message: on_publish comes
+    # from a later loop() call, after publish() returned.
+    for impl in IMPLS:
+        c = new_client(impl, "prog1c-" + impl)
+        seen = []
+        topic = "prog1c/" + impl
+
+        def on_message(cl, u, m, seen=seen, topic=topic):
+            info = cl.publish(topic + "/echo", "pong", 0)
+            seen.append(("published", info.mid))
+
+        c.on_message = on_message
+        c.on_publish = lambda cl, u, mid, seen=seen: seen.append(("on_publish", mid))
+        c.connect(mosquitto.host, mosquitto.port, 30)
+        assert wait_until(lambda: c.loop(0.05) == 0 and c.is_connected())
+        c.subscribe(topic, 0)
+        c.loop(0.2)
+        c.publish(topic, "ping", 1)
+        assert wait_until(lambda: c.loop(0.05) == 0 and len(seen) >= 3), (impl, seen)
+        echo = [e for e in seen if e[0] == "published"][0][1]
+        assert seen.index(("published", echo)) < seen.index(("on_publish", echo)), impl
+        c.disconnect()
+
+
+# ---- 3. QoS 0 between connect_async() + loop_start() and the CONNACK -----------------
+
+
+def prog_qos0_before_connack(impl, broker):
+    got = []
+    topic = "prog3/" + impl
+    sub = listener(broker, topic, got)
+    try:
+        with HoldConnack(broker.port) as proxy:
+            c = new_client(impl, "prog3-" + impl)
+            connected = threading.Event()
+            c.on_connect = lambda cl, u, f, rc: connected.set()
+            c.connect_async("127.0.0.1", proxy.port, 30)
+            c.loop_start()
+            try:
+                assert proxy.connected.wait(WAIT)  # CONNECT is up, CONNACK held
+                time.sleep(0.1)
+                rc = c.publish(topic, "early", 0).rc
+                proxy.release()
+                assert connected.wait(WAIT)
+                wait_until(lambda: got, WAIT)
+            finally:
+                c.disconnect()
+                c.loop_stop()
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    return rc, got
+
+
+def test_qos0_published_before_connack_is_sent_once_connected(mosquitto):
+    out = {impl: prog_qos0_before_connack(impl, mosquitto) for impl in IMPLS}
+    assert out["paho-mqtt"] == (0, [("prog3/paho-mqtt", b"early")])
+    assert out["umqtt_paho"] == (0, [("prog3/umqtt_paho", b"early")])
+
+
+def test_qos0_held_while_connecting_is_bounded(mosquitto):
+    # umqtt_paho holds at most 32 such messages; then MQTT_ERR_QUEUE_SIZE (15).
+    from umqtt_paho import paho
+
+    with HoldConnack(mosquitto.port) as proxy:
+        c = paho.Client("prog3b")
+        c.connect_async("127.0.0.1", proxy.port, 30)
+        c.loop_start()
+        try:
+            assert proxy.connected.wait(WAIT)
+            time.sleep(0.1)
+            rcs = [c.publish("prog3b/t", b"%d" % k, 0).rc for k in range(40)]
+            assert rcs == [0] * 32 + [15] * 8
+        finally:
+            proxy.release()
+            c.disconnect()
+            c.loop_stop()
+
+
+# ---- 5. store and forward through the layer -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["outbox", "store"])
+def test_outbox_and_store_pass_through(mosquitto, tmp_path, kind):
+    from umqtt_paho import paho
+    from umqtt_paho.flashlog import FlashLog
+    from umqtt_paho.outbox import Outbox
+
+    extra = {"outbox": Outbox(4096)} if kind == "outbox" else {
+        "store": FlashLog(str(tmp_path / "log"))
+    }
+    got = []
+    topic = "prog5/" + kind
+    sub = listener(mosquitto, topic, got)
+    c = paho.Client("prog5-" + kind, clean_session=False, **extra)
+    try:
+        core = c._make_core()
+        assert getattr(core, kind) is extra[kind]
+        # Offline: the QoS 1 messages wait in the outbox (or on flash), in order.
+        for k in range(5):
+            assert c.publish(topic, b"m%d" % k, 1).rc == 4  # MQTT_ERR_NO_CONN, as paho
+        c.connect(mosquitto.host, mosquitto.port, 30)
+        c.loop_start()
+        assert wait_until(lambda: len(got) == 5), got
+        assert [p for _, p in got] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+        sub.disconnect()
+        sub.loop_stop()
