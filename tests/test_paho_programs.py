@@ -265,3 +265,91 @@ def test_outbox_and_store_pass_through(mosquitto, tmp_path, kind):
         c.loop_stop()
         sub.disconnect()
         sub.loop_stop()
+
+
+# ---- 2. the broker closes the link before CONNACK -------------------------------------
+
+
+class CloseAfterConnect:
+    """A TCP server that reads a CONNECT and closes the connection (no CONNACK), for
+    every connection, counting them."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.ls.settimeout(0.05)
+        self.port = self.ls.getsockname()[1]
+        self.accepted = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(WAIT)
+        self.ls.close()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            c.settimeout(WAIT)
+            try:
+                c.recv(1024)  # the CONNECT
+            except OSError:
+                pass
+            c.close()
+
+
+def prog_closed_before_connack(impl):
+    """connect(); loop_start(); failures handled in on_disconnect, as paho's examples
+    do. Returns connect()'s result, the first on_disconnect rc, whether the loop tried
+    again, and on_connect calls."""
+    with CloseAfterConnect() as server:
+        c = new_client(impl, "prog2-" + impl)
+        c.reconnect_delay_set(1, 1)
+        events = []
+        gone = threading.Event()
+
+        def on_disconnect(client, userdata, rc):
+            events.append(("disconnect", int(rc)))
+            gone.set()
+
+        c.on_disconnect = on_disconnect
+        c.on_connect = lambda cl, u, f, rc: events.append(("connect", int(rc)))
+        try:
+            rc = c.connect("127.0.0.1", server.port, 30)
+        except Exception as e:  # a program that handles failures in callbacks dies here
+            return ("raised", type(e).__name__)
+        c.loop_start()
+        try:
+            assert gone.wait(WAIT), impl
+            retried = wait_until(lambda: server.accepted >= 2, 3.0)
+        finally:
+            c.disconnect()
+            c.loop_stop()
+        return rc, events[0], retried, [e for e in events if e[0] == "connect"]
+
+
+def test_connect_returns_and_reports_a_close_before_connack_in_callbacks():
+    out = {impl: prog_closed_before_connack(impl) for impl in IMPLS}
+    assert out["paho-mqtt"] == (0, ("disconnect", 7), True, [])
+    assert out["umqtt_paho"] == out["paho-mqtt"]
+
+
+def test_connect_still_raises_when_the_link_cannot_be_made():
+    # Nothing listens: both raise from connect() (ConnectionRefusedError, an OSError).
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    for impl in IMPLS:
+        with pytest.raises(OSError):
+            new_client(impl, "prog2b-" + impl).connect("127.0.0.1", port, 30)

@@ -373,6 +373,7 @@ class Client:
         self._session = 0
         self._async = False  # connect_async() done, connection still to be made
         self._opening = False  # a connection attempt (_open) is under way
+        self._failed_link = None  # a connect whose link failed before CONNACK: to report
         self._disconnecting = False  # disconnect() called: loops end
         self._delay = None  # current reconnect delay (s); None: next is min_delay
         self._min_delay = 1
@@ -550,9 +551,11 @@ class Client:
 
     def connect(self, host, port=1883, keepalive=60, bind_address="", bind_port=0,
                 clean_start=None, properties=None):
-        """Connect (blocking, CONNACK included); 0 on success. Raises OSError if the
-        link cannot be made. A refused CONNACK returns 0 too and reaches on_connect
-        (rc 1-5) from the loop, as in paho."""
+        """Connect (blocking, CONNACK included, within connect_timeout); 0 on success.
+        Raises OSError if the link cannot be made (DNS, TCP, TLS). Once it is made,
+        the rest is reported from the loop, as in paho: a refused CONNACK returns 0
+        and reaches on_connect (rc 1-5); a link that fails before CONNACK (closed, no
+        CONNACK in time, garbage) returns 0 and reaches on_disconnect."""
         self._target(host, port, keepalive, bind_address, bind_port, clean_start, properties)
         return self.reconnect()
 
@@ -658,10 +661,26 @@ class Client:
                     self._pending = core.get_rc()
                     self._session = 0
                 return MQTT_ERR_SUCCESS
-            raise OSError(str(e))  # no CONNACK in time, protocol error: the link failed
+            if core.last_error is not e:
+                raise OSError(str(e))
+            self._failed_after_connect(e)  # no CONNACK in time, or a protocol error
+        except OSError as e:
+            if core.last_error is not e:
+                raise  # the link could not be made (DNS, TCP, TLS): raised, as paho
+            self._failed_after_connect(e)  # e.g. the broker closed before CONNACK
         finally:
             self._opening = False
         return MQTT_ERR_SUCCESS
+
+    def _failed_after_connect(self, e):
+        # The link was up and CONNECT sent (the core's last_error is the failure that
+        # closed it), but no connection came of it. paho's connect() returns once
+        # CONNECT is sent, and the loop then reports the failure (on_disconnect) and
+        # reconnects as for any lost link: so here.
+        with self._lock:
+            self._up = True  # the loop's _lost() reports it, once
+            self._pending = None
+            self._failed_link = e
 
     def _aconnect(self, core):
         with self._lock:
@@ -718,6 +737,10 @@ class Client:
         rc = self._fire_pending()
         if rc:
             return rc
+        e = self._failed_link
+        if e is not None:
+            self._failed_link = None
+            return self._lost(e)
         core = self._core
         if core is None or not core.connected():
             return self._lost(None)
