@@ -353,3 +353,59 @@ def test_connect_still_raises_when_the_link_cannot_be_made():
     for impl in IMPLS:
         with pytest.raises(OSError):
             new_client(impl, "prog2b-" + impl).connect("127.0.0.1", port, 30)
+
+
+# ---- 4. a PUBREC'd QoS 2 message after a reconnect ------------------------------------
+
+
+def prog_pubrec_then_cut(impl, broker, clean):
+    """Publish one QoS 2 message; the link is cut when the client's PUBREL would go
+    out (the broker has sent PUBREC); the loop reconnects. Returns what the listener
+    got and what the broker received from the client after the reconnect."""
+    from faultproxy import UP, FaultProxy
+
+    got = []
+    topic = "prog4/%s/%d" % (impl, clean)
+    cid = "prog4-%s-%d" % (impl, clean)
+    sub = listener(broker, topic, got)
+    try:
+        with FaultProxy(broker.port, armed=False) as proxy:
+            proxy.cut_when(UP, 6, "cut_before")  # PUBREL: never reaches the broker
+            c = new_client(impl, cid, clean_session=clean)
+            c.reconnect_delay_set(1, 1)
+            c.connect("127.0.0.1", proxy.port, 30)
+            c.loop_start()
+            try:
+                c.publish(topic, "once", 2)
+                assert wait_until(lambda: proxy.cuts >= 1), impl
+                assert wait_until(lambda: proxy.connections >= 2), impl
+                done = "Sending PUBCOMP to %s" % cid
+                assert wait_until(lambda: broker.log_text().count(done) >= 1), impl
+                time.sleep(0.3)
+            finally:
+                c.disconnect()
+                c.loop_stop()
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    lines = [ln.split(": ", 1)[1] for ln in broker.log_text().splitlines() if cid in ln]
+    after = lines[[i for i, ln in enumerate(lines) if ln.startswith("New client")][1] :]
+    sent = [ln.split(" from ")[0] + ln[ln.find(" (") : ln.find(",")] for ln in after
+            if ln.startswith("Received PUB")]  # fmt: skip
+    return got, sent
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["no session", "session kept"])
+def test_pubrecd_qos2_after_reconnect(mosquitto, clean):
+    # Both paho-mqtt (1.6.1 and 2.2.0 were checked) and umqtt_paho publish the message
+    # again (DUP) when the CONNACK says the broker kept no session, and send PUBREL
+    # when it did [MQTT-4.4.0-1]. mosquitto hands a QoS 2 message on at PUBREL, so a
+    # PUBREL into a fresh session would lose it: once, both ways, is right.
+    out = {impl: prog_pubrec_then_cut(impl, mosquitto, clean) for impl in IMPLS}
+    for impl in IMPLS:
+        got, sent = out[impl]
+        assert [p for _, p in got] == [b"once"], (impl, got)
+        if clean:
+            assert sent == ["Received PUBLISH (d1", "Received PUBREL (Mid: 1"], (impl, sent)
+        else:
+            assert sent == ["Received PUBREL (Mid: 1"], (impl, sent)
