@@ -7,8 +7,21 @@
 # bounded by it); then the socket goes non-blocking. A handshake timeout surfaces as
 # ETIMEDOUT, or negated (-110, -116 on ESP32) when mbedtls passes the socket's errno
 # through (modtls_mbedtls.c: `return -err`): the port's `timedout` errnos, translated.
+# A certificate that fails verification (or a host name it does not match) raises a
+# bare ValueError in MicroPython's ssl, with mbedtls' reason: MQTTError(ERR_TLS) here,
+# with that reason, since connect() fails with MQTTError or OSError only.
+
+try:
+    from micropython import const
+except ImportError:  # CPython (the type checks): the same file
+    const = int
 
 import errno
+
+from ..packet import MQTTError
+
+_ERR_TLS = const(8)
+_T_TLS_FAILED = const(77)
 
 
 def wrap(sock, ssl_ctx, host, left, timedout):
@@ -29,6 +42,9 @@ def wrap(sock, ssl_ctx, host, left, timedout):
                 errno.ETIMEDOUT, "TLS handshake with %s timed out after %d ms" % (host, left)
             )
         raise
+    except ValueError as e:  # verification: mbedtls' reason
+        sock.close()
+        raise MQTTError(_ERR_TLS, _T_TLS_FAILED, host, str(e).strip())
     except BaseException:
         sock.close()
         raise

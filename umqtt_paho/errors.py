@@ -180,6 +180,7 @@ _TEXTS = """
 74 PUBLISH_SHORT |PUBLISH too short for its topic length [3.3.2]
 75 PUBLISH_PAST |PUBLISH topic and packet id run past the remaining length [3.3.2]
 76 PUBLISH_TOPIC r|PUBLISH topic %s
+77 TLS_FAILED ..|TLS handshake with %s failed: %s
 """
 
 _HOOKS = (
