@@ -47,6 +47,30 @@ def amqtt_broker():
         yield broker
 
 
+def pytest_terminal_summary(terminalreporter):
+    # The MicroPython VM's allocation figures (tests/test_vm.py test_vm_alloc): all of
+    # them to a report file, and a short table here.
+    mod = sys.modules.get("test_vm")
+    figures = getattr(mod, "VM_ALLOC", None)
+    if not figures:
+        return
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "build", "vm-alloc.txt")  # fmt: skip
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("MicroPython VM (32-bit WebAssembly): bytes allocated per iteration\n")
+        for name, per, total, n in sorted(figures):
+            f.write("%-60s %10g B  (%d B / %d iterations)\n" % (name, per, total, n))
+    zero = [f for f in figures if f[1] == 0]
+    tr = terminalreporter
+    tr.write_sep("-", "MicroPython VM allocations per iteration")
+    tr.write_line("%d measured, %d allocate nothing; the others:" % (len(figures), len(zero)))
+    for name, per, total, n in sorted(figures, key=lambda f: -f[1]):
+        if per:
+            tr.write_line("  %-58s %8g B" % (name, per))
+    tr.write_line("all of them: %s" % path)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     # When a test fails, attach the logs of the brokers it used to the report

@@ -331,16 +331,18 @@ def test_vm(vm, vm_test):
     _result(vm, module, name)
 
 
-def test_vm_alloc(vm, vm_measure, capsys):
+# Every allocation figure measured in this session: (name, B per iteration, bytes,
+# iterations). conftest.py writes them to build/vm-alloc.txt and prints a short table at
+# the end of the run (not between pytest's progress dots).
+VM_ALLOC = []
+
+
+def test_vm_alloc(vm, vm_measure):
     module, name = vm_measure
     r = _result(vm, module, name)
     m = r["measure"]
     per = m["bytes_per_iteration"]
-    with capsys.disabled():
-        print(
-            "\n[MicroPython VM] %s: %g bytes per iteration (%d bytes / %d iterations)"
-            % (name, per, m["bytes"], m["iterations"])
-        )
+    VM_ALLOC.append((name, per, m["bytes"], m["iterations"]))
     assert m["harness_bytes"] == 0, (
         "the measuring loop itself allocated %d bytes" % m["harness_bytes"]
     )
