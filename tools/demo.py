@@ -76,8 +76,11 @@ class Sensor:
     def reading(self, n):
         temp = 21.0 + 2.0 * math.sin(n / 3.0)
         msg = json.dumps({"n": n, "temp_c": round(temp, 2), "led": self.led})
+        # Said before it goes out: the console (another thread) may print it before
+        # publish() returns with its PUBACK. A reading made just before a command
+        # arrives still shows the old state: the lines show that order too.
+        print("  [sensor ] publishing %s" % msg)
         self.client.publish("demo/sensor-1/telemetry", msg, qos=1)
-        print("  [sensor ] published %s" % msg)
 
 
 def main():
