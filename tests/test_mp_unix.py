@@ -668,3 +668,22 @@ def test_tls_handshake_that_never_answers_is_bounded(micropython_129, mp_lib, de
         ls.close()
     assert r["ok"] is False and r["error"] == "OSError" and r["errno"] == 110, r  # ETIMEDOUT
     assert 1000 <= r["ms"] <= 3000, r
+
+
+# ---- umqtt_paho.aio on MicroPython's asyncio (1.29) ------------------------------------
+
+
+def test_aio_on_micropython_asyncio(micropython_129, mp_lib, mosquitto):
+    s = MPScript(micropython_129, mp_lib, "aio_basic.py", mosquitto.host, mosquitto.port)
+    try:
+        r = s.finish(60)["result"]
+    finally:
+        s.kill()
+    print("\nMicroPython 1.29 aio: QoS 1 awaited %d msg/s, ticker gap %d ms"
+          % (r["qos1_per_s"], r["ticker_gap_ms"]))  # fmt: skip
+    assert r["granted"] == [1, 2, 1]
+    assert r["message"] == ["aio/box/x", "three", 0, 0]
+    assert r["got"] == [["coroutine", "aio/coro", "two"], ["fn", "aio/fn", "one"]]
+    assert r["qos1_per_s"] > 200, r  # an Event wakes the waiter; mqtt_as polls (~10/s)
+    assert r["ticker_gap_ms"] < 100, r
+    assert r["pending"] == 0 and r["connected_after"] is False

@@ -1,0 +1,208 @@
+"""umqtt_paho.aio, the asyncio driver (issue 13, first slice), on CPython's asyncio
+against mosquitto; tests/test_mp_unix.py runs tests/mp_scripts/aio_basic.py, the same
+program, on MicroPython 1.29's asyncio.
+
+What it must show: the API of umqtt_paho.Client, awaitable; acks wake their waiter at
+once (QoS 1 awaited msg/s far above a poll's ~10); other tasks keep running (a 10 ms
+ticker's longest gap stays small); every wait bounded by command_timeout.
+"""
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+from livehelpers import WAIT
+from umqtt_paho import errors as E
+from umqtt_paho.aio import Client
+from umqtt_paho.packet import MQTTError
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 4 * WAIT))
+
+
+def test_round_trip_functions_coroutines_and_messages(mosquitto):
+    async def main():
+        got = []
+
+        async def slow(client, payload, topic):
+            await asyncio.sleep(0.05)  # its own task: the reader goes on meanwhile
+            got.append(("coroutine", topic, payload))
+
+        async with Client("aio-rt", command_timeout=3000) as c:
+            await c.connect(mosquitto.host, 10, port=mosquitto.port)
+            assert await c.subscribe("aio/fn", lambda cl, p, t: got.append(("fn", t, p)), 1) == 1
+            assert await c.subscribe("aio/coro", slow, 2) == 2
+            assert await c.subscribe("aio/box/#", None, 1) == 1
+            assert await c.publish("aio/fn", "one", 1) > 0
+            assert await c.publish("aio/coro", b"two", 2) > 0
+            assert await c.publish("aio/box/x", "three", 0, retain=False) == 0
+            msg = None
+            async for m in c.messages():
+                msg = m
+                break
+            await asyncio.sleep(0.2)
+            assert (msg.topic, msg.payload, msg.qos, msg.retain) == ("aio/box/x", b"three", 0, 0)
+            assert sorted(got) == [("coroutine", "aio/coro", b"two"), ("fn", "aio/fn", b"one")]
+            assert c.pending() == 0
+        assert not c.connected()
+
+    run(main())
+
+
+def test_acks_wake_at_once_and_other_tasks_keep_running(mosquitto):
+    async def main():
+        gap = [0.0]
+        stop = []
+
+        async def ticker():
+            last = time.monotonic()
+            while not stop:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gap[0] = max(gap[0], now - last - 0.01)
+                last = now
+
+        c = Client("aio-rate", command_timeout=3000)
+        await c.connect(mosquitto.host, 10, port=mosquitto.port)
+        t = asyncio.create_task(ticker())
+        t0 = time.monotonic()
+        for _ in range(300):
+            await c.publish("aio/rate", b"r" * 64, 1)
+        rate = 300 / (time.monotonic() - t0)
+        stop.append(1)
+        await t
+        await c.disconnect()
+        return rate, gap[0]
+
+    rate, gap = run(main())
+    print("\naio QoS 1 awaited: %d msg/s; longest extra gap of a 10 ms ticker: %.1f ms"
+          % (rate, gap * 1000))  # fmt: skip
+    assert rate > 500, rate  # an event wakes the waiter; a 100 ms poll gives ~10
+    assert gap < 0.1, gap
+
+
+class Silent:
+    """Accepts TCP; answers CONNECT with CONNACK if connack, then never anything."""
+
+    def __init__(self, connack):
+        self.connack = connack
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(2)
+        self.ls.settimeout(0.1)
+        self.port = self.ls.getsockname()[1]
+        self.stop = threading.Event()
+        self.conns = []
+        self.t = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.t.join(WAIT)
+        for s in self.conns + [self.ls]:
+            s.close()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                continue
+            self.conns.append(c)
+            if self.connack:
+                c.settimeout(WAIT)
+                c.recv(1024)
+                c.sendall(b"\x20\x02\x00\x00")
+
+
+def test_no_connack_is_bounded_by_command_timeout():
+    async def main(port):
+        c = Client("aio-silent", command_timeout=800)
+        t0 = time.monotonic()
+        with pytest.raises(MQTTError) as e:
+            await c.connect("127.0.0.1", 10, port=port)
+        return e.value.code, time.monotonic() - t0, c.connected()
+
+    with Silent(connack=False) as s:
+        code, took, up = run(main(s.port))
+    assert code == E.ERR_TIMEOUT and 0.7 <= took <= 2.0 and not up, (code, took)
+
+
+def test_missing_ack_is_bounded_and_the_session_keeps_the_message():
+    async def main(port):
+        c = Client("aio-noack", command_timeout=700)
+        await c.connect("127.0.0.1", 10, port=port)
+        t0 = time.monotonic()
+        with pytest.raises(MQTTError) as e:
+            await c.publish("t", "kept", 1)
+        took = time.monotonic() - t0
+        pending = c.pending()
+        await c.disconnect()
+        return e.value.code, took, pending
+
+    with Silent(connack=True) as s:
+        code, took, pending = run(main(s.port))
+    assert code == E.ERR_TIMEOUT and 0.6 <= took <= 2.0 and pending == 1, (code, took)
+
+
+def test_link_lost_while_waiting_wakes_the_waiter_at_once():
+    async def main(port, server):
+        c = Client("aio-lost", command_timeout=5000)
+        await c.connect("127.0.0.1", 10, port=port)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.2, lambda: [x.close() for x in server.conns])
+        t0 = time.monotonic()
+        with pytest.raises(MQTTError) as e:
+            await c.publish("t", "x", 1)
+        return e.value.code, time.monotonic() - t0, c.connected()
+
+    with Silent(connack=True) as s:
+        code, took, up = run(main(s.port, s))
+    assert code == E.ERR_CONN_LOST and took < 2.0 and not up, (code, took)
+
+
+def test_bad_arguments_raise_before_anything_is_sent():
+    async def main():
+        c = Client("aio-args")
+        with pytest.raises(ValueError):
+            await c.publish("t", "x", 3)
+        with pytest.raises(ValueError):
+            await c.subscribe("a/#/b", None, 0)
+        with pytest.raises(MQTTError) as e:
+            await c.publish("t", "x", 1)
+        assert e.value.code == E.ERR_NO_CONN
+
+    run(main())
+
+
+def test_keepalive_pings_a_client_that_only_receives(mosquitto):
+    # keepalive 1 s, a stream of QoS 0 messages in and nothing of ours out: the client
+    # must still send PINGREQ (the broker would drop it after 1.5 s otherwise).
+    async def main():
+        c = Client("aio-ka", command_timeout=3000)
+        await c.connect(mosquitto.host, 1, port=mosquitto.port)
+        await c.subscribe("aio/ka", None, 0)
+        feeder = Client("aio-ka-feed", command_timeout=3000)
+        await feeder.connect(mosquitto.host, 10, port=mosquitto.port)
+        n = 0
+        t_end = time.monotonic() + 3.0
+        while time.monotonic() < t_end:
+            await feeder.publish("aio/ka", b"%d" % n, 0)
+            n += 1
+            await asyncio.sleep(0.05)
+        up = c.connected()
+        await feeder.disconnect()
+        await c.disconnect()
+        return up
+
+    assert run(main())
+    log = mosquitto.log_text()
+    assert log.count("Received PINGREQ from aio-ka\n") >= 2, log[-2000:]
+    assert "aio-ka has exceeded timeout" not in log
