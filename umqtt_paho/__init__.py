@@ -1,19 +1,12 @@
 # umqtt_paho: a memory-frugal MQTT 3.1/3.1.1 client for MicroPython, CircuitPython and
 # CPython, in the style of the Paho embedded C client.
 #
-# `import umqtt_paho` loads the core alone (client, session, codec, topic rules); every
-# other module is loaded on first use: errors.py when an error is put into words,
+# `import umqtt_paho` loads nothing more: the synchronous core (client, reader, session,
+# codec) comes with the first of its names asked for (`from umqtt_paho import Client`),
+# so the asyncio driver (`from umqtt_paho.aio import Client`) does not load it. Every
+# other module is loaded on first use too: errors.py when an error is put into words,
 # threadloop.py when the background loop starts, and the optional layers below when an
 # application imports them.
-
-import gc
-
-# The core: client.py loads the other core modules one at a time, collecting after
-# each (see there).
-from .client import Client, RECOVERED, BREAK_LOOP, MQTTv31, MQTTv311  # noqa: E402, F401
-from .packet import MQTTError, topic_matches_sub  # noqa: E402, F401
-
-gc.collect()
 
 
 def __getattr__(name):
@@ -26,6 +19,20 @@ def __getattr__(name):
         from . import errors
 
         return getattr(errors, name)
+    if name[0] != name[0].lower() or name == "topic_matches_sub":
+        # Client, RECOVERED, BREAK_LOOP, MQTTv31, MQTTv311, MQTTError,
+        # topic_matches_sub: the synchronous core (client.py loads its modules one at
+        # a time, collecting after each), loaded by the first of them asked for.
+        import gc
+
+        gc.collect()  # the application's leftovers: the core fills their holes
+        from . import client
+
+        try:
+            v = globals()[name] = getattr(client, name)  # asked once: then the package's
+            return v
+        except AttributeError:
+            pass
     # `from umqtt_paho import paho`: MicroPython asks the package first.
     try:
         return __import__("umqtt_paho." + name, None, None, (name,))

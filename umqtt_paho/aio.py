@@ -16,6 +16,7 @@
 #   MQTTError(ERR_CONN_LOST); the session keeps unacknowledged QoS 1/2 messages.
 
 import asyncio
+import time
 
 from .packet import (
     MQTTError,
@@ -508,8 +509,6 @@ def _current_task():
     except RuntimeError:
         return None
 
-
-import time
 
 _ticks = getattr(time, "ticks_ms", None)  # MicroPython
 _ticks_diff = getattr(time, "ticks_diff", None)

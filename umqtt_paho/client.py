@@ -47,6 +47,7 @@ from .packet import (  # noqa: E402
     decode_connack,
     filter_problem,
     topic_problem,
+    topic_matches_sub,  # noqa: F401  (the package's, umqtt_paho/__init__.py)
 )
 
 gc.collect()
