@@ -25,6 +25,7 @@ PER_ITERATION = ("publish_qos0", "publish_qos1", "receive_qos0", "receive_qos1")
 HEAP = {
     "umqtt_paho": ("mpy", "py"),
     "umqtt_paho_loop": ("mpy",),
+    "umqtt_paho_aio": ("mpy",),
     "umqtt.simple": ("mpy", "py"),
     "MiniMQTT": ("mpy", "py"),
 }

@@ -31,6 +31,7 @@ BUILD_SCRIPT = os.path.join(REPO, "tools", "build_mp_unix.sh")
 JOBS = {
     "umqtt_paho": "heapjob_umqtt_paho.py",  # cycle(), no thread
     "umqtt_paho_loop": "heapjob_umqtt_paho_loop.py",  # the background loop thread
+    "umqtt_paho_aio": "heapjob_umqtt_paho_aio.py",  # umqtt_paho.aio on asyncio
     "umqtt.simple": "heapjob_umqtt_simple.py",
     "MiniMQTT": "heapjob_minimqtt.py",
 }
