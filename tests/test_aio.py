@@ -8,13 +8,11 @@ ticker's longest gap stays small); every wait bounded by command_timeout.
 """
 
 import asyncio
-import socket
-import threading
 import time
 
 import pytest
 
-from livehelpers import WAIT
+from livehelpers import WAIT, StubServer
 from umqtt_paho import errors as E
 from umqtt_paho.aio import Client
 from umqtt_paho.packet import MQTTError
@@ -85,41 +83,18 @@ def test_acks_wake_at_once_and_other_tasks_keep_running(mosquitto):
     assert gap < 0.1, gap
 
 
-class Silent:
+class Silent(StubServer):
     """Accepts TCP; answers CONNECT with CONNACK if connack, then never anything."""
 
     def __init__(self, connack):
+        super().__init__()
         self.connack = connack
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(2)
-        self.ls.settimeout(0.1)
-        self.port = self.ls.getsockname()[1]
-        self.stop = threading.Event()
-        self.conns = []
-        self.t = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self):
-        self.t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.t.join(WAIT)
-        for s in self.conns + [self.ls]:
-            s.close()
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                continue
-            self.conns.append(c)
-            if self.connack:
-                c.settimeout(WAIT)
-                c.recv(1024)
-                c.sendall(b"\x20\x02\x00\x00")
+    def handle(self, conn):
+        if self.connack:
+            conn.settimeout(WAIT)
+            conn.recv(1024)
+            conn.sendall(b"\x20\x02\x00\x00")
 
 
 def test_no_connack_is_bounded_by_command_timeout():

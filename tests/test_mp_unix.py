@@ -25,6 +25,7 @@ import time
 import pytest
 
 from brokers import free_port
+from livehelpers import StubServer
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)
@@ -554,58 +555,16 @@ def run_tls(micropython_129, mp_lib, der, case, host, port):
         s.kill()
 
 
-class _Forward:
+class _Forward(StubServer):
     """Plain TCP from 127.0.0.2 to the broker: a host name the broker's certificate
     does not carry (it names localhost and 127.0.0.1)."""
 
     def __init__(self, port):
-        self.target = ("127.0.0.1", port)
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.2", 0))
-        self.ls.listen(2)
-        self.ls.settimeout(0.1)
-        self.port = self.ls.getsockname()[1]
-        self.stop = threading.Event()
-        self.socks = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__(host="127.0.0.2")
+        self.target_port = port
 
-    def _accept(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                continue
-            u = socket.create_connection(self.target, timeout=5)
-            self.socks += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, a, b):
-        a.settimeout(10)
-        try:
-            while True:
-                data = a.recv(4096)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(5)
-        self.ls.close()
-        for s in self.socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+    def handle(self, conn):
+        self.forward(conn, self.target_port)
 
 
 def test_tls_verified_ca_round_trip(micropython_129, mp_lib, der_certs, mosquitto_tls):
@@ -633,11 +592,8 @@ def test_tls_wrong_ca_is_an_mqtterror_with_the_reason(
 
 
 def test_tls_wrong_host_name_is_refused(micropython_129, mp_lib, der_certs, mosquitto_tls):
-    fwd = _Forward(mosquitto_tls.port)
-    try:
+    with _Forward(mosquitto_tls.port) as fwd:
         r = run_tls(micropython_129, mp_lib, der_certs, "verified", "127.0.0.2", fwd.port)
-    finally:
-        fwd.close()
     assert r["ok"] is False and r["error"] == "MQTTError" and r["code"] == 8, r
     assert "127.0.0.2" in r["text"], r
 

@@ -12,79 +12,32 @@ import time
 
 import pytest
 
-from livehelpers import WAIT, wait_until
+from livehelpers import WAIT, StubServer, wait_until
 from test_paho_parity import new_client
 
 IMPLS = ("paho-mqtt", "umqtt_paho")
 
 
-class HoldConnack:
+class HoldConnack(StubServer):
     """A loopback TCP proxy to the broker that holds the broker's first bytes (the
     CONNACK) until release(): the window between CONNECT and CONNACK, made long."""
 
     def __init__(self, target_port):
-        self.target = ("127.0.0.1", target_port)
+        super().__init__()
+        self.target_port = target_port
         self.released = threading.Event()
         self.connected = threading.Event()  # a client's CONNECT went up
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.ls.settimeout(WAIT)
-        self.port = self.ls.getsockname()[1]
-        self.socks = [self.ls]
-        self.threads = []
-
-    def __enter__(self):
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self.threads.append(t)
-        return self
 
     def __exit__(self, *exc):
         self.released.set()
-        for s in self.socks:
-            try:
-                s.close()
-            except OSError:
-                pass
-        for t in self.threads:
-            t.join(WAIT)
+        super().__exit__(*exc)
 
     def release(self):
         self.released.set()
 
-    def _accept(self):
-        try:
-            c, _ = self.ls.accept()
-        except OSError:
-            return
-        u = socket.create_connection(self.target, timeout=WAIT)
-        self.socks += [c, u]
-        for src, dst, hold in ((c, u, False), (u, c, True)):
-            t = threading.Thread(target=self._pump, args=(src, dst, hold), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _pump(self, src, dst, hold):
-        src.settimeout(0.05)
-        deadline = time.monotonic() + 4 * WAIT
-        while time.monotonic() < deadline:
-            try:
-                data = src.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            if hold:
-                self.released.wait(WAIT)
-            else:
-                self.connected.set()
-            try:
-                dst.sendall(data)
-            except OSError:
-                return
+    def handle(self, conn):
+        self.forward(conn, self.target_port, up=lambda data: self.connected.set(),
+                     down=lambda data: self.released.wait(WAIT))  # fmt: skip
 
 
 def listener(broker, topic, got):
@@ -270,42 +223,17 @@ def test_outbox_and_store_pass_through(mosquitto, tmp_path, kind):
 # ---- 2. the broker closes the link before CONNACK -------------------------------------
 
 
-class CloseAfterConnect:
+class CloseAfterConnect(StubServer):
     """A TCP server that reads a CONNECT and closes the connection (no CONNACK), for
-    every connection, counting them."""
+    every connection, counting them (accepted)."""
 
-    def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(8)
-        self.ls.settimeout(0.05)
-        self.port = self.ls.getsockname()[1]
-        self.accepted = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(WAIT)
-        self.ls.close()
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            c.settimeout(WAIT)
-            try:
-                c.recv(1024)  # the CONNECT
-            except OSError:
-                pass
-            c.close()
+    def handle(self, conn):
+        conn.settimeout(WAIT)
+        try:
+            conn.recv(1024)  # the CONNECT
+        except OSError:
+            pass
+        conn.close()
 
 
 def prog_closed_before_connack(impl):
