@@ -1,8 +1,10 @@
-"""Host tests of the board examples: boards/<board>/main.py (code.py on CircuitPython).
+"""Host tests of the board examples: boards/<board>/main.py (code.py on CircuitPython)
+and the modules they share, boards/common/ (telemetry.py, wifi_esp32.py, wifi_rp2.py).
 
-Each example keeps what the device does in one class, Telemetry, which takes the MQTT
-client, a clock and a sensor function; main() at the bottom wires the real board. Both
-run here, on a PC, with no broker, no network and no board:
+What the device does is one class, Telemetry (boards/common/telemetry.py), which takes
+the MQTT client, a clock and a sensor function; each board's main() wires the real board
+and hands it to telemetry.run(). Both run here, on a PC, with no broker, no network and
+no board, for every board (the Telemetry a board's main() runs):
 
 - Telemetry on umqtt_paho.testing.FakePort: an in-memory broker and a fake clock, so
   "ten readings in 95 seconds" takes a millisecond, and the broker's records
@@ -10,7 +12,8 @@ run here, on a PC, with no broker, no network and no board:
 - main() with the board's hardware modules (machine, network, esp32, neopixel; alarm,
   board, digitalio, microcontroller, wifi on CircuitPython) faked in sys.modules, and a
   FakePort in place of the board's port.
-- wifi.py (wifi_join.py) with a fake radio: status texts, retries, timeouts.
+- wifi_esp32.py, wifi_rp2.py (wifi_join.py) with a fake radio: status texts, retries,
+  timeouts.
 - Packaging: package.json for mip, the freeze manifests (run through MicroPython's own
   tools/manifestfile.py), board.json against tools/build.py.
 
@@ -36,14 +39,16 @@ from umqtt_paho.testing import FakePort
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARDS_DIR = os.path.join(REPO, "boards")
+COMMON_DIR = os.path.join(BOARDS_DIR, "common")  # the modules the boards share
 
-# board folder -> (its entry file, its family: which fakes main() needs)
+# board folder -> (its entry file, its family: which fakes main() needs, its WiFi helper:
+# a path under boards/)
 BOARDS = {
-    "esp32_devkitc": ("main.py", "esp32"),
-    "esp32s3": ("main.py", "esp32s3"),
-    "pico_w": ("main.py", "rp2"),
-    "pico2_w": ("main.py", "rp2"),
-    "feather_esp32s3_cp": ("code.py", "circuitpython"),
+    "esp32_devkitc": ("main.py", "esp32", "common/wifi_esp32.py"),
+    "esp32s3": ("main.py", "esp32s3", "common/wifi_esp32.py"),
+    "pico_w": ("main.py", "rp2", "common/wifi_rp2.py"),
+    "pico2_w": ("main.py", "rp2", "common/wifi_rp2.py"),
+    "feather_esp32s3_cp": ("code.py", "circuitpython", "feather_esp32s3_cp/wifi_join.py"),
 }
 MICROPYTHON_BOARDS = [b for b in BOARDS if BOARDS[b][1] != "circuitpython"]
 
@@ -51,10 +56,13 @@ TOPIC = "devices/dev1"
 
 
 def load_board_module(board, filename=None, name=None):
-    """Import boards/<board>/<filename> as a module of its own (main() does not run)."""
+    """Import boards/<board>/<filename> as a module of its own (main() does not run).
+    boards/common/ is on sys.path, as the shared modules sit next to main.py on a board."""
     filename = filename or BOARDS[board][0]
     path = os.path.join(BOARDS_DIR, board, filename)
-    name = name or "board_%s_%s" % (board, filename[:-3])
+    name = name or "board_%s_%s" % (board.replace("/", "_"), filename[:-3])
+    if COMMON_DIR not in sys.path:
+        sys.path.insert(0, COMMON_DIR)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -66,6 +74,7 @@ class Device:
 
     def __init__(self, board, interval_s=10, temp_c=21.5, port=None):
         self.module = load_board_module(board)
+        self.Telemetry = self.module.run.__globals__["Telemetry"]  # what this board runs
         self.port = port or FakePort()
         self.broker = self.port.broker
         self.clock = self.port.clock
@@ -79,7 +88,7 @@ class Device:
         self.client = Client(
             "dev1", clean_session=False, cycle_timeout=1000, command_timeout=10000, port=self.port
         )
-        self.app = self.module.Telemetry(
+        self.app = self.Telemetry(
             self.client, self.port, lambda: self.temp_c, self.leds.append, TOPIC, interval_s
         )
 
@@ -305,31 +314,50 @@ def test_deep_sleep_with_the_broker_unreachable(board):
     assert dev.app.wake() == 60000 and dev.telemetry() == []
 
 
-# ---- the Telemetry class is the same on every board ----------------------------------------
+# ---- one Telemetry, one WiFi helper per chip family ----------------------------------------
 
 
-def test_every_board_has_the_same_telemetry_logic():
-    """Fix a bug in one board's Telemetry, fix it in all: they must stay identical."""
+def entry_tree(board):
+    with open(os.path.join(BOARDS_DIR, board, BOARDS[board][0])) as f:
+        return ast.parse(f.read())
 
-    def telemetry_source(board):
-        path = os.path.join(BOARDS_DIR, board, BOARDS[board][0])
-        with open(path) as f:
-            text = f.read()
-        tree = ast.parse(text)
-        (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Telemetry"]
-        return ast.get_source_segment(text, cls)
 
-    sources = {b: telemetry_source(b) for b in BOARDS}
-    assert len(set(sources.values())) == 1, "Telemetry differs: %s" % sorted(sources)
+def test_every_board_runs_the_shared_telemetry_module():
+    """Fix a bug in Telemetry once: no board keeps a copy, each main() hands its wiring
+    to telemetry.run(), and each board ships boards/common/telemetry.py."""
+    for board in BOARDS:
+        tree = entry_tree(board)
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)], board
+        imports = [
+            (n.module, [a.name for a in n.names])
+            for n in tree.body
+            if isinstance(n, ast.ImportFrom)
+        ]
+        assert ("telemetry", ["run"]) in imports, board
+        assert "../common/telemetry.py" in board_json(board)["files"], board
+    assert load_board_module("pico_w").run is load_board_module("esp32s3").run
 
 
 def test_wifi_helpers_are_shared_within_a_family():
+    """Each MicroPython board imports its family's helper from boards/common/ (and
+    ships it); the settings templates of a family stay the same."""
+    for board in MICROPYTHON_BOARDS:
+        helper = os.path.basename(BOARDS[board][2])
+        imported = [
+            a.name
+            for n in ast.walk(entry_tree(board))
+            if isinstance(n, ast.Import)
+            for a in n.names
+        ]
+        assert helper[:-3] in imported, board
+        assert "../" + BOARDS[board][2] in board_json(board)["files"], board
+    assert BOARDS["esp32_devkitc"][2] == BOARDS["esp32s3"][2]
+    assert BOARDS["pico_w"][2] == BOARDS["pico2_w"][2]
+
     def read(board, name):
         with open(os.path.join(BOARDS_DIR, board, name)) as f:
             return f.read()
 
-    assert read("esp32_devkitc", "wifi.py") == read("esp32s3", "wifi.py")
-    assert read("pico_w", "wifi.py") == read("pico2_w", "wifi.py")
     assert read("pico_w", "secrets_example.py") == read("pico2_w", "secrets_example.py")
     assert read("esp32_devkitc", "secrets_example.py") == read("esp32s3", "secrets_example.py")
 
@@ -378,7 +406,7 @@ class Hardware:
 
 def fake_micropython_modules(hw):
     """machine, network, esp32, neopixel as the board's firmware has them (the parts
-    main.py and wifi.py use)."""
+    main.py and wifi_esp32.py / wifi_rp2.py use)."""
     machine = types.ModuleType("machine")
 
     class Pin:
@@ -577,6 +605,7 @@ def fake_circuitpython_modules(hw):
 def install_board(board, hw, monkeypatch, settings=None):
     """Fake the board's hardware modules and settings; import its WiFi helper."""
     family = BOARDS[board][1]
+    helper = BOARDS[board][2]
     if family == "circuitpython":
         modules = fake_circuitpython_modules(hw)
         env = {
@@ -592,7 +621,6 @@ def install_board(board, hw, monkeypatch, settings=None):
         env.update(settings or {})
         for k, v in env.items():
             monkeypatch.setenv(k, str(v))
-        helper = ("wifi_join", "wifi_join.py")
     else:
         modules = fake_micropython_modules(hw)
         secrets = types.ModuleType("secrets")  # secrets_example.py, with a test broker
@@ -603,11 +631,11 @@ def install_board(board, hw, monkeypatch, settings=None):
         for k, v in (settings or {}).items():
             setattr(secrets, k, v)
         modules["secrets"] = secrets
-        helper = ("wifi", "wifi.py")
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
-    wifi_helper = load_board_module(board, helper[1], name=helper[0])
-    monkeypatch.setitem(sys.modules, helper[0], wifi_helper)
+    name = os.path.basename(helper)[:-3]
+    wifi_helper = load_board_module(os.path.dirname(helper), name + ".py", name=name)
+    monkeypatch.setitem(sys.modules, name, wifi_helper)
     return wifi_helper
 
 
@@ -699,24 +727,18 @@ def test_main_deep_sleep_cycle(board, monkeypatch, in_tmp):
 # ---- WiFi bring-up -------------------------------------------------------------------------
 
 WIFI_CASES = {
-    # family: (helper file, codes whose text must name them)
-    "esp32": (
-        "wifi.py",
-        {
-            201: "NO_AP_FOUND",
-            202: "WRONG_PASSWORD",
-            203: "ASSOC_FAIL",
-            204: "HANDSHAKE_TIMEOUT",
-            1010: "GOT_IP",
-            1001: "CONNECTING",
-            200: "BEACON_TIMEOUT",
-            15: "4WAY_HANDSHAKE_TIMEOUT",
-        },
-    ),
-    "rp2": (
-        "wifi.py",
-        {-3: "BADAUTH", -2: "NONET", -1: "FAIL", 3: "GOT_IP", 1: "JOIN", 2: "NOIP", 0: "IDLE"},
-    ),
+    # family: codes whose text must name them
+    "esp32": {
+        201: "NO_AP_FOUND",
+        202: "WRONG_PASSWORD",
+        203: "ASSOC_FAIL",
+        204: "HANDSHAKE_TIMEOUT",
+        1010: "GOT_IP",
+        1001: "CONNECTING",
+        200: "BEACON_TIMEOUT",
+        15: "4WAY_HANDSHAKE_TIMEOUT",
+    },
+    "rp2": {-3: "BADAUTH", -2: "NONET", -1: "FAIL", 3: "GOT_IP", 1: "JOIN", 2: "NOIP", 0: "IDLE"},
 }
 
 
@@ -724,7 +746,7 @@ WIFI_CASES = {
 def test_wifi_status_texts(family_board, monkeypatch):
     family = BOARDS[family_board][1]
     wifi = install_board(family_board, Hardware(family), monkeypatch)
-    for code, name in WIFI_CASES[family][1].items():
+    for code, name in WIFI_CASES[family].items():
         assert name in wifi.status_text(code), code
     assert "unknown" in wifi.status_text(12345)
 
@@ -828,20 +850,39 @@ def test_board_json_agrees_with_the_build_tool_and_the_files(board):
         assert info["runtime"] == "circuitpython" and info["build_board"] is None
 
 
+def shared_settings():
+    """The settings telemetry.run() reads through its setting(name, default) argument
+    (secrets.py on MicroPython, settings.toml on CircuitPython)."""
+    with open(os.path.join(COMMON_DIR, "telemetry.py")) as f:
+        tree = ast.parse(f.read())
+    (run,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"]
+    getter = run.args.args[0].arg
+    read = {
+        node.args[0].value
+        for node in ast.walk(run)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == getter
+    }
+    assert {"MQTT_HOST", "MQTT_PORT", "INTERVAL_S", "DEEP_SLEEP"} <= read, read
+    return read
+
+
 @pytest.mark.parametrize("board_name", MICROPYTHON_BOARDS)
 def test_secrets_example_has_every_setting_main_reads(board_name):
     with open(os.path.join(BOARDS_DIR, board_name, "main.py")) as f:
         tree = ast.parse(f.read())
-    read = set()
+    read = shared_settings()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "secrets":
-            read.add(node.attr)
+            if node.attr != "__dict__":  # secrets.__dict__.get: run()'s getter
+                read.add(node.attr)
         if (
             isinstance(node, ast.Call)
             and getattr(node.func, "id", None) == "getattr"
             and getattr(node.args[0], "id", None) == "secrets"
+            and isinstance(node.args[1], ast.Constant)  # not run()'s getter: name is a variable
         ):
             read.add(node.args[1].value)
+    assert {"WIFI_SSID", "MQTT_CA"} <= read
     example = {}
     with open(os.path.join(BOARDS_DIR, board_name, "secrets_example.py")) as f:
         exec(f.read(), example)
@@ -853,10 +894,12 @@ def test_settings_example_toml_has_every_setting_code_py_reads():
 
     with open(os.path.join(BOARDS_DIR, "feather_esp32s3_cp", "code.py")) as f:
         tree = ast.parse(f.read())
-    read = {
+    read = shared_settings() | {
         node.args[0].value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getenv"
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", None) == "getenv"
+        and node.args  # run(os.getenv, ...): the shared settings above
     }
     with open(os.path.join(BOARDS_DIR, "feather_esp32s3_cp", "settings_example.toml"), "rb") as f:
         example = tomllib.load(f)
@@ -924,15 +967,30 @@ def test_package_json_installs_everything_a_micropython_board_needs():
 
 @pytest.mark.parametrize("board_name", MICROPYTHON_BOARDS)
 def test_board_package_json_installs_the_application(board_name):
-    path = os.path.join(BOARDS_DIR, board_name, "package.json")
-    with open(path) as f:
-        pkg = json.load(f)
-    files = []
-    for target, url in pkg["urls"]:
-        assert os.path.isfile(mip_source(path, url)), url
-        files.append(target)
-    assert set(board_json(board_name)["files"]) <= set(files)
-    assert "secrets.py" not in files  # never published: the user writes it
+    """The board's package.json (its own files) and its family's package in
+    boards/common/ (<port>.json: telemetry.py and the WiFi helper) install, at the top
+    of the board's filesystem, exactly the files board.json lists, from the same sources."""
+    info = board_json(board_name)
+    installed = {}  # target on the board -> source in this repository
+    for path in (
+        os.path.join(BOARDS_DIR, board_name, "package.json"),
+        os.path.join(COMMON_DIR, info["port"] + ".json"),
+    ):
+        with open(path) as f:
+            pkg = json.load(f)
+        assert set(pkg) == {"urls", "deps", "version"} and pkg["deps"] == []
+        for target, url in pkg["urls"]:
+            src = mip_source(path, url)
+            assert os.path.isfile(src), url
+            assert target not in installed, target
+            installed[target] = os.path.normpath(src)
+    want = {
+        os.path.basename(n): os.path.normpath(os.path.join(BOARDS_DIR, board_name, n))
+        for n in info["files"]
+    }
+    want[info["settings_example"]] = os.path.join(BOARDS_DIR, board_name, info["settings_example"])
+    assert installed == want
+    assert "secrets.py" not in installed  # never published: the user writes it
 
 
 # ---- packaging: freezing ----------------------------------------------------------------------
@@ -998,7 +1056,8 @@ def test_freeze_manifest(board_name, tmp_path):
 
 MP_SCENARIO = r"""
 import json
-import board_main
+import board_main  # the board's main.py (code.py): it imports telemetry
+from telemetry import Telemetry
 from umqtt_paho import Client
 from umqtt_paho.testing import FakePort
 
@@ -1006,7 +1065,8 @@ port = FakePort()
 leds = []
 client = Client("dev1", clean_session=False, cycle_timeout=1000, command_timeout=10000,
                 port=port)
-app = board_main.Telemetry(client, port, lambda: 21.54, leds.append, "devices/dev1", 10)
+assert board_main.run.__name__ == "run"
+app = Telemetry(client, port, lambda: 21.54, leds.append, "devices/dev1", 10)
 app.start("broker.test")
 while port.clock.now < 25000:
     app.step()
@@ -1029,8 +1089,9 @@ print(json.dumps({
 
 @pytest.mark.parametrize("board_name", list(BOARDS))
 def test_board_logic_on_micropython(board_name, tmp_path):
-    """The example's Telemetry, imported by a real MicroPython (unix port) and run
-    against umqtt_paho.testing there: the same language subset as the board's."""
+    """The board's main.py (code.py) and the shared telemetry.py, imported by a real
+    MicroPython (unix port), Telemetry run against umqtt_paho.testing there: the same
+    language subset as the board's."""
     from test_testing_helper import micropython_binary, mp_lib
 
     binary = micropython_binary()
@@ -1038,6 +1099,7 @@ def test_board_logic_on_micropython(board_name, tmp_path):
     shutil.copy(
         os.path.join(BOARDS_DIR, board_name, BOARDS[board_name][0]), tmp_path / "board_main.py"
     )
+    shutil.copy(os.path.join(COMMON_DIR, "telemetry.py"), tmp_path / "telemetry.py")
     (tmp_path / "scenario.py").write_text(MP_SCENARIO)
     p = subprocess.run(
         [binary, str(tmp_path / "scenario.py")],

@@ -86,11 +86,14 @@ def boards(tmp_path):
     # the entry point, the settings file and its template, the library folder.
     (root / "pico2_w" / "board.json").write_text(
         '{"build_board": "pico2_w", "runtime": "micropython", "firmware": "RPI_PICO2_W",'
-        ' "files": ["main.py", "wifi.py", "sensor.py"], "entry": "main.py",'
+        ' "files": ["main.py", "wifi.py", "sensor.py", "../common/telemetry.py"],'
+        ' "entry": "main.py",'
         ' "settings": "secrets.py", "settings_example": "secrets_example.py",'
         ' "lib_dir": "/lib"}'
     )
     (root / "pico2_w" / "sensor.py").write_text("def read():\n    return 21.5\n")
+    (root / "common").mkdir()  # modules boards share: listed as ../common/NAME
+    (root / "common" / "telemetry.py").write_text("def run():\n    pass\n")
     (root / "pico2_w" / "notes_for_host.py").write_text("# not listed in files\n")
     (root / "feather_esp32s3_cp" / "board.json").write_text(
         '{"build_board": null, "runtime": "circuitpython"}'
@@ -154,6 +157,7 @@ def expected_files(built, build, folder, secrets=False, main=True):
     files["/wifi.py"] = os.path.join(folder, "wifi.py")
     if os.path.isfile(os.path.join(folder, "sensor.py")):  # pico2_w's board.json lists it
         files["/sensor.py"] = os.path.join(folder, "sensor.py")
+        files["/telemetry.py"] = os.path.join(os.path.dirname(folder), "common", "telemetry.py")
     if main:
         files["/main.py"] = os.path.join(folder, "main.py")
     if secrets:
@@ -264,6 +268,8 @@ def test_board_json_decides_the_files(capsys, boards, built):
     rows = listed(out)
     assert rc == 0
     assert {"/main.py", "/wifi.py", "/sensor.py", "/secrets.py", "/ca.der"} <= set(rows)
+    assert "boards/common/telemetry.py" in out.replace(os.sep, "/")  # ../common/: to / too
+    assert rows["/telemetry.py"] == os.path.getsize(os.path.join(boards, "common", "telemetry.py"))
     for absent in ("/notes_for_host.py", "/board.json", "/manifest.py", "/secrets_example.py"):
         assert absent not in rows
     assert "notes_for_host.py (not in board.json's files)" in out
@@ -559,6 +565,9 @@ def test_the_real_board_folders_map(bmod):
         try:
             build, _, _ = deploy.resolve_board(name, real, bmod.BOARDS)
         except deploy.DeployError as e:
+            if name == "common":  # boards/common/: the modules the boards share
+                assert e.code == 2 and "not a board" in e.message, e.message
+                continue
             assert e.code == 2 and "CircuitPython" in e.message, (name, e.message)
             continue
         assert build in bmod.BOARDS, name
@@ -582,6 +591,8 @@ def test_dry_run_and_deploy_of_the_real_boards(capsys, built, peers):
         rows = listed(out)
         assert "/main.py" in rows and "/lib/umqtt_paho/client.mpy" in rows
         assert "/lib/umqtt_paho/ports/" + EXPECTED[name][2] in rows
+        wifi = "/wifi_%s.py" % EXPECTED[name][2][:-4]  # from boards/common/, like telemetry.py
+        assert {"/telemetry.py", wifi} <= set(rows) and "/wifi.py" not in rows
         assert not any("example" in d or d.endswith((".json", ".md")) for d in rows), rows
     # One real folder all the way to the pty peer (not a board).
     name = names[0]
@@ -602,3 +613,4 @@ def test_dry_run_and_deploy_of_the_real_boards(capsys, built, peers):
     flash = peer.files()
     assert set(flash) == set(listed(out))
     assert flash["/main.py"] == read(os.path.join(real, name, "main.py"))
+    assert flash["/telemetry.py"] == read(os.path.join(real, "common", "telemetry.py"))

@@ -1,8 +1,10 @@
 """Static type checks (mypy) of the board examples against the firmware they run on,
 and of the library against its own type stubs.
 
-(a) Each board's main.py and wifi.py are checked as the board will hold them (the
-    library in umqtt_paho/ with the board's port modules in umqtt_paho/ports/) against
+(a) Each board's main.py and the files it ships from boards/common/ (telemetry.py, its
+    WiFi helper; board.json's "files") are checked as the board will hold them (all at
+    the top, the library in umqtt_paho/ with the board's port modules in
+    umqtt_paho/ports/) against
     the MicroPython stubs of its port (micropython-esp32-stubs, micropython-rp2-stubs,
     versions pinned in setup.cfg's [test] extra). The stubs replace Python's standard
     library (--custom-typeshed-dir), so a call the firmware does not have fails here:
@@ -21,6 +23,7 @@ packages cannot share one folder (both hold machine.pyi, network.pyi, ...).
 
 import configparser
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -35,14 +38,14 @@ CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "umqtt_paho", "typecheck"
 )
 
-# board -> (stub package or None, its entry file, its port modules, its WiFi helper)
+# board -> (stub package or None, its port modules); its files: board.json
 _MP_PORTS = ("micropython", "tlswrap", "nothreads")  # what each MicroPython board holds
 BOARDS = {
-    "esp32_devkitc": ("micropython-esp32-stubs", "main.py", _MP_PORTS + ("esp32",), "wifi.py"),
-    "esp32s3": ("micropython-esp32-stubs", "main.py", _MP_PORTS + ("esp32",), "wifi.py"),
-    "pico_w": ("micropython-rp2-stubs", "main.py", _MP_PORTS + ("rp2",), "wifi.py"),
-    "pico2_w": ("micropython-rp2-stubs", "main.py", _MP_PORTS + ("rp2",), "wifi.py"),
-    "feather_esp32s3_cp": (None, "code.py", ("circuitpython", "nothreads"), "wifi_join.py"),
+    "esp32_devkitc": ("micropython-esp32-stubs", _MP_PORTS + ("esp32",)),
+    "esp32s3": ("micropython-esp32-stubs", _MP_PORTS + ("esp32",)),
+    "pico_w": ("micropython-rp2-stubs", _MP_PORTS + ("rp2",)),
+    "pico2_w": ("micropython-rp2-stubs", _MP_PORTS + ("rp2",)),
+    "feather_esp32s3_cp": (None, ("circuitpython", "nothreads")),
 }
 CIRCUITPYTHON_MODULES = (
     "alarm",
@@ -127,9 +130,11 @@ def stub_modules(stubs):
 
 
 def board_tree(root, board):
-    """root/ as the board holds its files: the application at the top, the library
-    (with its .pyi stubs) in umqtt_paho/ and the board's ports in umqtt_paho/ports/."""
-    stubs, entry, ports, helper = BOARDS[board]
+    """root/ as the board holds its files: the application (board.json's "files", the
+    shared ones from boards/common/ included) at the top, the library (with its .pyi
+    stubs) in umqtt_paho/ and the board's ports in umqtt_paho/ports/. Returns the
+    application's files, to check."""
+    stubs, ports = BOARDS[board]
     pkg = os.path.join(root, "umqtt_paho")
     os.makedirs(os.path.join(pkg, "ports"))
     for name in os.listdir(os.path.join(REPO, "umqtt_paho")):
@@ -138,12 +143,18 @@ def board_tree(root, board):
     for name in ("__init__",) + ports:
         shutil.copy(os.path.join(REPO, "ports", name + ".py"), os.path.join(pkg, "ports"))
     src = os.path.join(BOARDS_DIR, board)
-    # code.py would be taken for the standard library's `code` module
-    shutil.copy(os.path.join(src, entry), os.path.join(root, "board_main.py"))
-    shutil.copy(os.path.join(src, helper), root)
+    with open(os.path.join(src, "board.json")) as f:
+        info = json.load(f)
+    files = []
+    for name in info["files"]:
+        # code.py would be taken for the standard library's `code` module
+        dest = "board_main.py" if name == info["entry"] else os.path.basename(name)
+        shutil.copy(os.path.join(src, name), os.path.join(root, dest))
+        files.append(dest)
+    assert files[0] == "board_main.py" and "telemetry.py" in files, files
     if os.path.isfile(os.path.join(src, "secrets_example.py")):
         shutil.copy(os.path.join(src, "secrets_example.py"), os.path.join(root, "secrets.py"))
-    return ["board_main.py", helper]
+    return files
 
 
 def run_mypy(root, files, stubs=None, sections=(), name="host"):

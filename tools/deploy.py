@@ -17,8 +17,9 @@ NAME is a folder of boards/ (esp32_devkitc, esp32s3, pico_w, pico2_w, ...). The 
    conservative estimate: --force skips it);
 4. creates /lib, /lib/umqtt_paho, /lib/umqtt_paho/ports as needed, removes files in
    those two package folders that this deploy does not ship (a stale client.py would
-   shadow client.mpy), copies the .mpy files, then the board's files (wifi.py, ...,
-   secrets.py if you created one, main.py last), with a progress display;
+   shadow client.mpy), copies the .mpy files, then the board's files (telemetry.py,
+   wifi_esp32.py, ..., secrets.py if you created one, main.py last), with a progress
+   display;
 5. checks every file on the board against the source (size, and SHA-256 where the
    firmware has hashlib).
 
@@ -28,10 +29,12 @@ MicroPython firmware name such as "RPI_PICO_W"), then in board.py (NAME = "..." 
 read, never run). A CircuitPython board (feather_esp32s3_cp) is refused with what to do
 instead: its firmware cannot load these .mpy files.
 
-Which board files: those board.json lists in "files", plus its "settings" file
-(secrets.py) if you created one, never its "settings_example"; "entry" (main.py) is the
-one --no-main leaves out (the board keeps the main.py it has). Without board.json: the
-top-level *.py and *.mpy of the folder except manifest.py, *_example.py and test_*.py.
+Which board files: those board.json lists in "files" (a path such as
+../common/telemetry.py, a module several boards share, goes to / under its own name),
+plus its "settings" file (secrets.py) if you created one, never its "settings_example";
+"entry" (main.py) is the one --no-main leaves out (the board keeps the main.py it has).
+Without board.json: the top-level *.py and *.mpy of the folder except manifest.py,
+*_example.py and test_*.py.
 Either way your own TLS files there (*.der, *.pem, *.crt, *.key: git-ignored) go too.
 
 --dry-run builds (unless --no-build) and lists every file, source -> destination with
@@ -101,6 +104,10 @@ _FIRMWARE_BOARDS = {
     "RPI_PICO_W": "pico_w",
     "RPI_PICO2_W": "pico2_w",
 }
+
+# boards/common/: modules the boards share (a board.json lists them as ../common/NAME),
+# not a board.
+SHARED_DIR = "common"
 
 # Board files that never go to the board.
 _HOST_ONLY = ("manifest.py", "board.json")
@@ -260,6 +267,12 @@ def resolve_board(name, boards_dir, builds):
     The table above wins; board.json / board.py fill in for folders it does not list
     (and a disagreement is reported as a note).
     """
+    if name == SHARED_DIR:
+        raise DeployError(
+            EXIT_USAGE,
+            "boards/%s/ holds the modules the boards share, not a board: name a board "
+            "(its board.json lists what it takes from %s/)" % (name, name),
+        )
     folder = os.path.join(boards_dir, name)
     has_folder = os.path.isdir(folder)
     notes = []
@@ -289,7 +302,7 @@ def resolve_board(name, boards_dir, builds):
         folders = sorted(
             d
             for d in (os.listdir(boards_dir) if os.path.isdir(boards_dir) else ())
-            if os.path.isdir(os.path.join(boards_dir, d))
+            if os.path.isdir(os.path.join(boards_dir, d)) and d != SHARED_DIR
         )
         raise DeployError(
             EXIT_USAGE,
@@ -469,6 +482,12 @@ def board_files(folder, no_main, mapping_from_board_py=False):
                 os.path.join(folder, fn), "/" + fn, os.path.getsize(os.path.join(folder, fn)), kind
             )
         )
+    # Listed paths outside the folder (../common/telemetry.py: modules boards share) go
+    # to / under their own name, like the folder's files.
+    for rel in listed or ():
+        if "/" in rel:
+            src = os.path.normpath(os.path.join(folder, rel))
+            items.append(Item(src, "/" + os.path.basename(src), os.path.getsize(src), "board"))
     # Your settings first; the entry point (main.py) last, so that a copy that fails
     # half-way never leaves a new main.py calling files that did not arrive.
     items.sort(key=lambda it: (it.kind == "main", it.kind != "secrets", it.dest))

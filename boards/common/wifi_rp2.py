@@ -1,9 +1,10 @@
-# WiFi bring-up for the Raspberry Pi Pico W and Pico 2 W (MicroPython, CYW43 radio).
-# WiFi is never inside the MQTT client: main.py calls connect() at boot, and again as
-# breconnect_cb before every MQTT reconnect (it returns at once while the link is up).
+# WiFi bring-up for the Raspberry Pi Pico W and Pico 2 W (MicroPython, CYW43 radio): the
+# pico_w and pico2_w examples share it. WiFi is never inside the MQTT client: main.py
+# calls connect() at boot, and again as breconnect_cb before every MQTT reconnect (it
+# returns at once while the link is up).
 #
-#     import wifi
-#     wlan = wifi.connect("my-network", "my-password")   # raises OSError with the reason
+#     import wifi_rp2
+#     wlan = wifi_rp2.connect("my-network", "my-password")   # OSError with the reason
 
 import network
 

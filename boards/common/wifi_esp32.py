@@ -1,9 +1,10 @@
-# WiFi bring-up for ESP32 boards (MicroPython). WiFi is never inside the MQTT client:
-# main.py calls connect() at boot, and again as breconnect_cb before every MQTT
-# reconnect (it returns at once while the link is up).
+# WiFi bring-up for ESP32 boards (MicroPython): the esp32_devkitc and esp32s3 examples
+# share it. WiFi is never inside the MQTT client: main.py calls connect() at boot, and
+# again as breconnect_cb before every MQTT reconnect (it returns at once while the link
+# is up).
 #
-#     import wifi
-#     wlan = wifi.connect("my-network", "my-password")   # raises OSError with the reason
+#     import wifi_esp32
+#     wlan = wifi_esp32.connect("my-network", "my-password")   # OSError with the reason
 
 import network
 
