@@ -400,7 +400,7 @@ FAKE_PORTS = [
 
 
 def test_no_board_port_does_not_exist(capsys, boards, built, monkeypatch):
-    monkeypatch.setattr(deploy, "list_serial_ports", lambda: FAKE_PORTS)
+    monkeypatch.setattr(deploy.transport, "list_serial_ports", lambda: FAKE_PORTS)
     rc, _, err = run(capsys, "--board", "pico_w", "--port", "/dev/ttyNOPE", *common(boards, built))
     assert rc == 3
     assert "/dev/ttyNOPE does not exist" in err
@@ -408,13 +408,13 @@ def test_no_board_port_does_not_exist(capsys, boards, built, monkeypatch):
 
 
 def test_no_board_found_by_auto(capsys, boards, built, monkeypatch):
-    monkeypatch.setattr(deploy, "list_serial_ports", lambda: FAKE_PORTS[:1])
+    monkeypatch.setattr(deploy.transport, "list_serial_ports", lambda: FAKE_PORTS[:1])
     rc, _, err = run(capsys, "--board", "pico_w", *common(boards, built))  # --port auto
     assert rc == 3 and "no board found" in err and "/dev/ttyS0" in err
-    monkeypatch.setattr(deploy, "list_serial_ports", lambda: FAKE_PORTS)
+    monkeypatch.setattr(deploy.transport, "list_serial_ports", lambda: FAKE_PORTS)
     assert deploy.resolve_port("auto") == "/dev/ttyUSB7"
     two = FAKE_PORTS + [("/dev/ttyACM0", "Board in FS mode [2e8a:0005 Raspberry Pi]", 0x2E8A, 5)]
-    monkeypatch.setattr(deploy, "list_serial_ports", lambda: two)
+    monkeypatch.setattr(deploy.transport, "list_serial_ports", lambda: two)
     rc, _, err = run(capsys, "--board", "pico_w", *common(boards, built))
     assert rc == 2 and "pass --port" in err
 
