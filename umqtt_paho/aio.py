@@ -3,21 +3,34 @@
 # asyncio, on MicroPython's asyncio and CPython's from the same file. Imported only by
 # applications that use it: `from umqtt_paho.aio import Client`.
 #
-# Theory of operation (first slice of issue 13: no reconnection policy yet)
-# - connect() opens the stream (asyncio.open_connection, TLS with ssl=ssl_ctx), sends
-#   CONNECT and waits for CONNACK, all within command_timeout; then one reader task
-#   reads every packet: messages go to their subscription's function (a coroutine
-#   function runs in its own task) or to messages(); acks go to the session, whose
-#   slot wakes its waiter through that slot's Event (made once, reused).
-# - Every wait is an event-loop wait bounded by command_timeout (a free slot, an ack)
-#   or by the keepalive (the reader sends PINGREQ after half a keepalive of silence
-#   and gives the link up when no PINGRESP came within a keepalive).
-# - A failure of the link closes it and wakes every waiter, which raises
-#   MQTTError(ERR_CONN_LOST); the session keeps unacknowledged QoS 1/2 messages.
+# Theory of operation
+# - Tasks: connect() starts two. _run reads every packet of the link (one coroutine per
+#   connection with the packet loop inline: nothing allocated per packet) and, when the
+#   link fails, reconnects with backoff and jitter. _tick sends PINGREQ when either
+#   direction was silent for half the keepalive, and closes a link that answered no
+#   PINGREQ within the keepalive, or that stalled (an opening, a CONNACK or the rest of
+#   a packet not there within command_timeout).
+# - After each CONNACK the session's unacknowledged QoS 1/2 messages go out again in
+#   their first-sent order, with DUP and their packet ids (PUBREL for a PUBREC'd QoS 2
+#   message the broker kept), then every subscription the broker may not have.
+# - Writing never awaits in the middle of a packet: each packet goes to the socket
+#   whole, or, if the socket takes only part, its rest waits in _out for a _flush task
+#   (later packets queue behind it, in order). So one send buffer serves everyone.
+# - publish() is a plain function that sends at once and returns what to await: at
+#   QoS 1/2 the slot's _Park, which sleeps until the ack wakes it or command_timeout
+#   passes. The wait goes on across a reconnect (the resend may complete it); when it
+#   gives up, the session still holds the message.
+# - MicroPython: a _Park puts its task straight on asyncio's task queue (with its
+#   deadline) or I/O queue, and is woken by moving it, allocating nothing (as
+#   asyncio.sleep_ms does): a warm QoS 0 publish allocates 0 bytes, and no asyncio
+#   module beyond the core is loaded (no Event, wait_for or streams: about 1.9 KB).
+#   On CPython (aiohost.py) a _Park is a future and the link a stream pair.
 
 import asyncio
-import time
+import gc
 
+# One module at a time, with a collection after each (as client.py does): the next
+# one's code fills the holes the loader leaves, not the heap's free end.
 from .packet import (
     MQTTError,
     ArgError,
@@ -33,12 +46,26 @@ from .packet import (
     filter_problem,
     matches,
 )
-from .session import Session
+
+gc.collect()
+from .session import Session  # noqa: E402
+
+gc.collect()
 
 try:
     from micropython import const
 except ImportError:  # CPython
     const = int
+
+try:
+    from asyncio import core  # type: ignore[attr-defined]  # MicroPython: its task and I/O queues
+except ImportError:
+    core = None  # CPython
+
+try:
+    from random import getrandbits
+except ImportError:  # a port without random: no jitter
+    getrandbits = None  # type: ignore[assignment]
 
 _CONNACK = const(2)
 _PUBLISH = const(3)
@@ -56,6 +83,7 @@ _ERR_PROTOCOL = const(2)
 _ERR_NO_CONN = const(4)
 _ERR_CONN_REFUSED = const(5)
 _ERR_CONN_LOST = const(7)
+_ERR_TLS = const(8)
 _ERR_QUEUE_SIZE = const(15)
 _ERR_KEEPALIVE = const(16)
 _ERR_TIMEOUT = const(17)
@@ -64,8 +92,8 @@ _ERR_SUBSCRIBE_REFUSED = const(18)
 _T_QOS = const(7)
 _T_KEEPALIVE = const(8)
 _T_CONN_REFUSED = const(9)
+_T_TLS_INSECURE = const(11)
 _T_NO_CONNACK = const(12)
-_T_NOT_CONNACK = const(13)
 _T_NOT_CONNECTED = const(15)
 _T_CLOSED = const(17)
 _T_MUST_NOT_SEND = const(20)
@@ -75,128 +103,200 @@ _T_LOST_WAITING = const(24)
 _T_ACK_TIMEOUT = const(25)
 _T_SUB_REFUSED = const(28)
 _T_FILTER = const(29)
+_T_STALLED_FOR = const(78)
 
-_MESSAGES_MAX = const(32)  # messages() keeps at most this many unread; then the oldest go
+# What a _Park waits for: a slot's ack (i >= 0), or
+_READ = const(-1)  # bytes on the link (the reader)
+_WRITE = const(-2)  # room on the link (an opening connection, the rest of a packet)
+_IDLE = const(-3)  # anything in _idle's wake-ups: a CONNACK, a free slot, _out sent
 
 
 def _to_bytes(s):
     return s.encode() if isinstance(s, str) else s
 
 
-class Message:
-    """A message of a subscription made with function=None, from messages()."""
+if core is not None:  # MicroPython
+    import socket
+    from time import ticks_ms as _ticks, ticks_diff as _ticks_diff, ticks_add as _ticks_add  # type: ignore[attr-defined]
+    from errno import EINPROGRESS
 
-    def __init__(self, topic, payload, qos, retain):
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
+    _sleep_ms = asyncio.sleep_ms  # type: ignore[attr-defined]
+    _STOP = StopIteration()  # raised again and again: a finished wait allocates nothing
 
+    class _Park:
+        """`await` it: its task sleeps until wake(), the deadline, or (_READ, _WRITE)
+        the link being ready. A slot's park then asks c._acked(i, deadline): done (the
+        await returns), not yet (sleep on), or it raises."""
 
-class _Messages:
-    # `async for msg in client.messages()`: MicroPython has no async generators.
-    def __init__(self, c):
-        self.c = c
+        def __init__(self, c, i):
+            self.c = c
+            self.i = i
+            self.task = None
+            self.deadline = 0
 
-    def __aiter__(self):
-        return self
+        def __iter__(self):
+            return self
 
-    async def __anext__(self):
-        c = self.c
-        while not c._inbox:
-            if c._writer is None:
-                raise StopAsyncIteration  # the link is closed: the loop ends
-            c._arrived.clear()
-            await c._arrived.wait()
-        return c._inbox.pop(0)
+        def __next__(self):
+            i = self.i
+            if self.task is not None:  # woken, or the deadline came
+                self.task = None
+                if i < 0 or self.c._acked(i, self.deadline):
+                    _STOP.__traceback__ = None
+                    raise _STOP
+            t = self.task = core.cur_task
+            if i == _READ:
+                core._io_queue.queue_read(self.c._net)
+            elif i == _WRITE:
+                core._io_queue.queue_write(self.c._net)
+            else:
+                core._task_queue.push(t, self.deadline)
+
+        def throw(self, e):  # cancelled: asyncio took the task off its queue
+            self.task = None
+            raise e
+
+        def wake(self):
+            t = self.task
+            if t is not None:
+                q = core._io_queue if t.data is core._io_queue else core._task_queue
+                q.remove(t)
+                core._task_queue.push(t)
+
+    async def _open_link(c, host, port, ctx):
+        # A non-blocking socket (TLS: wrapped, its handshake runs in the first reads and
+        # writes), connected when it takes bytes; _tick bounds the wait.
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], ai[1], ai[2])
+        s.setblocking(False)
+        try:
+            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: a PUBLISH is one segment
+        except Exception:  # a stack without the option
+            pass
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            if e.errno != EINPROGRESS:
+                s.close()
+                raise
+        if ctx is not None:
+            s = ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
+            s.setblocking(False)
+        c._net = s
+        await c._until(_WRITE, 0)
+        if c._net is not s:  # closed meanwhile: _tick's timeout, or disconnect()
+            raise c.last_error or MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
+
+else:  # CPython: the same waits over futures and streams
+    from .aiohost import (  # type: ignore[assignment]
+        ticks as _ticks,
+        ticks_diff as _ticks_diff,
+        ticks_add as _ticks_add,
+        sleep_ms as _sleep_ms,
+        Park as _Park,
+        open_link as _open_link,
+    )
 
 
 class Client:
     """The asyncio client: the names and parameters of umqtt_paho.Client, awaitable."""
 
+    # Reconnecting (connect(reconnect=True)): delays grow from backoff_ms to
+    # backoff_cap_ms with equal jitter; after max_attempts failed attempts in one outage
+    # the client stops (0: never).
+    backoff_ms = 1000
+    backoff_cap_ms = 60000
+    max_attempts = 0
+    tls_insecure = False  # True: accept an ssl_ctx that verifies nothing
+    oversize_dropped = 0  # PUBLISHes larger than max_packet_size, acked and dropped
+
     def __init__(self, client_id, clean_session=True, cycle_timeout=500,
                  command_timeout=60000, max_packet_size=1024, max_inflight=20):
-        self.client_id = _to_bytes(client_id)
-        self.clean_session = clean_session
-        self._cycle_timeout = cycle_timeout
+        # cycle_timeout: accepted for umqtt_paho.Client's signature; nothing polls here.
+        self._id = (_to_bytes(client_id), clean_session)
         self._command_timeout = command_timeout
-        self._max_packet = max_packet_size
         self.session = Session(max_inflight, 256)
-        self._done = [asyncio.Event() for _ in range(max_inflight)]  # one per slot
-        self._freed = asyncio.Event()  # a slot was freed
-        self._arrived = asyncio.Event()  # messages() has something
-        self._wlock = asyncio.Lock()
+        self._waits = [None] * max_inflight  # each slot's _Park, made at its first use
+        self._idle = []  # parks woken by _kick(): CONNACK, a free slot, _out sent, a close
+        self._box = None  # messages(): aiobox.Inbox
+        self._rmv = memoryview(bytearray(max_packet_size))  # the receive buffer
         self._sbuf = bytearray(256)
-        self._abuf = bytearray(4)
-        self._handlers = []  # [filter bytes, function or None, qos]
-        self._inbox = []  # Message objects for messages()
-        self._reader = self._writer = None
-        self._task = None
-        self._keepalive_ms = 0
-        self._last_sent = 0
-        self._ping_due = False
+        self._out = b""  # what the socket did not take yet (_flush sends it)
+        self._handlers = []  # [filter bytes, function or None, qos, granted; -1 - pid]
+        self._net = None  # the link: MicroPython's socket, or aiohost.StreamNet
+        self._rd = _Park(self, _READ)
+        self._task = self._ticker = None
+        self._target = None  # (host, port, ssl_ctx, keepalive ms, bcb, acb, reconnect)
+        self._connected = self._stopping = False
+        self._attempt = -1  # failed attempts in this outage; -1 before the first CONNACK
+        self._code = 0  # the last completed command's return code (SUBACK: the QoS)
+        self._last_sent = self._last_recv = self._ping_at = self._part = 0
         self.last_error = None
 
     # ---- connection --------------------------------------------------------------------
 
-    async def connect(self, host, keepalive, port=1883, ssl_ctx=None):
-        """Returns once CONNACK accepted the connection; raises MQTTError or OSError."""
+    async def connect(self, host, keepalive, port=1883, ssl_ctx=None, breconnect_cb=None,
+                      aconnect_cb=None, reconnect=True):
+        """Returns once CONNACK accepted the connection; raises MQTTError or OSError.
+        reconnect=True: when the link fails later, the client reconnects by itself
+        (breconnect_cb(client) first, e.g. to bring WiFi back; aconnect_cb(client) after
+        each CONNACK; either may be a coroutine function), resends what was not acked
+        and renews the subscriptions."""
         if not 0 <= keepalive <= 65535:
             raise ArgError(_T_KEEPALIVE)
-        t = self._command_timeout / 1000
-        if ssl_ctx is None:
-            opening = asyncio.open_connection(host, port)
-        else:
-            opening = asyncio.open_connection(host, port, ssl=ssl_ctx)
+        if ssl_ctx is not None and not self.tls_insecure and (
+            getattr(ssl_ctx, "verify_mode", 2) == 0
+            or getattr(ssl_ctx, "check_hostname", 1) is False
+        ):
+            raise MQTTError(_ERR_TLS, _T_TLS_INSECURE)
+        if self._ticker is not None:
+            await self.disconnect()
+        self._target = (host, port, ssl_ctx, keepalive * 1000, breconnect_cb, aconnect_cb,
+                        reconnect)  # fmt: skip
+        self._stopping = False
+        self._attempt = -1
+        self.last_error = None
+        self._ticker = asyncio.create_task(self._tick())  # it bounds the opening too
         try:
-            self._reader, self._writer = await asyncio.wait_for(opening, t)
-        except asyncio.TimeoutError:
-            raise OSError(110, "connect to %s:%d timed out" % (host, port))  # ETIMEDOUT
-        # One PUBLISH is one segment: Nagle would hold a second write for a delayed ACK.
-        try:
-            w = self._writer
-            sock = w.s if hasattr(w, "s") else w.get_extra_info("socket")  # MicroPython, CPython
-            sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
-        except Exception:  # a TLS stream, or a stack without the option: harmless
-            pass
-        self._keepalive_ms = keepalive * 1000
-        try:
-            n = encode_connect(self._sbuf, self.client_id, self.clean_session, keepalive)
-            await self._write(self._sbuf, n)
-            try:
-                first, body = await asyncio.wait_for(self._read_packet(), t)
-            except asyncio.TimeoutError:
-                raise MQTTError(_ERR_TIMEOUT, _T_NO_CONNACK, self._command_timeout)
-            if first >> 4 != _CONNACK:
-                raise MQTTError(_ERR_PROTOCOL, _T_NOT_CONNACK, first >> 4)
-            rc = decode_connack(first, body, 0, len(body))
-        except BaseException as e:
-            await self._close(e)
+            await self._open()
+        except BaseException:
+            await self.disconnect()
             raise
-        if rc:
-            await self._close(None)
-            raise MQTTError(_ERR_CONN_REFUSED, _T_CONN_REFUSED, rc)
-        self.session.connack(body[0] & 1 == 1)
         self._task = asyncio.create_task(self._run())
-        for h in self._handlers:  # subscriptions made before connect()
-            await self._command(_SUBSCRIBE, ((h[0], h[2]),))
+        while not self._connected and self._net is not None:
+            await self._until(_IDLE, self._command_timeout)  # _tick closes at the timeout
+        if not self._connected:
+            e = self.last_error or MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
+            await self.disconnect()
+            raise e
         return 0
 
     def connected(self):
-        return self._writer is not None and self._task is not None
+        return self._connected
 
     def pending(self):
         """Accepted QoS 1/2 messages not yet acknowledged (kept by the session)."""
         return self.session.pending()
 
     async def disconnect(self):
-        """Send DISCONNECT (if connected) and close."""
-        if self._writer is not None:
+        """Send DISCONNECT (if connected) and stop: no more reconnecting."""
+        self._stopping = True
+        if self._connected and not self._out:
             try:
-                await self._write(b"\xe0\x00", 2)
+                self._send(b"\xe0\x00", 2)
             except Exception:
                 pass
-        await self._close(None)
+        self._close(None)
+        me = asyncio.current_task()
+        for t in (self._ticker, self._task):
+            if t is not None and t is not me:
+                t.cancel()
+                try:
+                    await t
+                except BaseException:  # its CancelledError
+                    pass
+        self._ticker = self._task = None
+        self._close(None)  # wake every waiter: nothing will complete them now
 
     async def __aenter__(self):
         return self
@@ -205,282 +305,492 @@ class Client:
         await self.disconnect()
         return False
 
-    async def _close(self, e):
-        # Any end of the link: close it and wake every waiter.
-        if e is not None:
+    async def _open(self):
+        # Open the link and send CONNECT; _run reads the CONNACK.
+        t = self._target
+        self._out = b""
+        self._ping_at = 0
+        self._part = self._last_recv = _ticks()  # _tick: the CONNACK within command_timeout
+        try:
+            await _open_link(self, t[0], t[1], t[2])
+            n = encode_connect(self._sbuf, self._id[0], self._id[1], t[3] // 1000)
+            self._send(self._sbuf, n)
+        except Exception as e:
+            self._close(e)
+            raise
+
+    def _close(self, e):
+        # The link ends (failure e, or on purpose): close it, wake its reader and every
+        # waiter (a waiter sleeps on if a reconnect may still complete it).
+        net = self._net
+        if e is not None and net is not None:
             self.last_error = e
-        w = self._writer
-        self._writer = None
-        self._reader = None
-        task = self._task
-        self._task = None
-        if w is not None:
+        self._net = None
+        self._connected = False
+        self._out = b""
+        self._part = 0
+        if net is not None:
             try:
-                w.close()
-                await w.wait_closed()
+                net.close()
             except Exception:
                 pass
-        for ev in self._done:
-            ev.set()
-        self._freed.set()
-        self._arrived.set()
-        if task is not None and task is not _current_task():
-            task.cancel()
+            self._rd.wake()
+        for w in self._waits:
+            if w is not None:
+                w.wake()
+        self._kick()
+        if self._box is not None:
+            self._box.ev.set()
+
+    def _kick(self):
+        for p in self._idle:
+            p.wake()
+
+    async def _until(self, kind, ms):
+        # Sleep until _kick(), or (_IDLE) ms pass, or (_WRITE: an opening link, which
+        # no reader waits on yet) the link takes bytes.
+        p = _Park(self, kind)
+        p.deadline = _ticks_add(_ticks(), ms)
+        self._idle.append(p)
+        try:
+            await p
+        finally:
+            self._idle.remove(p)
+
+    def _reconnecting(self):
+        # Will the client try again after this link? Not before the first CONNACK.
+        return not self._stopping and self._target[6] and self._attempt >= 0
+
+    async def _run(self):
+        # The client's task: read each link until it fails; reconnect with backoff.
+        while True:
+            if self._net is not None:
+                try:
+                    await self._read_loop()
+                except Exception as e:
+                    self._close(e)
+            self._close(None)
+            if not self._reconnecting():
+                break
+            # Equal jitter: half the delay fixed, half random (a fleet that lost the
+            # same broker does not come back in lockstep).
+            d = min(self.backoff_cap_ms, self.backoff_ms << min(self._attempt, 16)) // 2
+            await _sleep_ms(d + (getrandbits(16) * d >> 16 if getrandbits else 0))  # type: ignore[truthy-function]
+            self._attempt += 1
+            if self.max_attempts and self._attempt > self.max_attempts:
+                self._stopping = True
+            if self._stopping:
+                continue
+            try:
+                bcb = self._target[4]
+                r = bcb and bcb(self)
+                if r is not None and hasattr(r, "send"):
+                    await r  # a coroutine function: e.g. bring WiFi back
+                await self._open()
+            except Exception as e:
+                self.last_error = e
+        self._task = None
+        self._close(None)
+
+    async def _tick(self):
+        # Keepalive [MQTT-3.1.2-23], and the bound on whatever stalls the link.
+        while not self._stopping:
+            ka = self._target[3]
+            await _sleep_ms(min(ka >> 2 or 1000, self._command_timeout >> 1))
+            if self._net is None:
+                continue
+            now = _ticks()
+            if self._part and _ticks_diff(now, self._part) >= self._command_timeout:
+                self._close(MQTTError(_ERR_TIMEOUT, _T_STALLED_FOR if self._connected else
+                                      _T_NO_CONNACK, self._command_timeout))  # fmt: skip
+            elif not ka or not self._connected:
+                pass
+            elif self._ping_at:
+                if _ticks_diff(now, self._ping_at) >= ka:
+                    self._close(MQTTError(_ERR_KEEPALIVE, _T_NO_PINGRESP, ka // 1000))
+            elif (_ticks_diff(now, self._last_sent) >= ka >> 1
+                  or _ticks_diff(now, self._last_recv) >= ka >> 1):  # fmt: skip
+                try:
+                    self._send(b"\xc0\x00", 2)  # PINGREQ
+                    self._ping_at = now
+                except Exception as e:
+                    self._close(e)
 
     # ---- commands ----------------------------------------------------------------------
 
-    async def publish(self, topic, payload=b"", qos=0, retain=False):
-        """QoS 0: returns once written; QoS 1/2: once PUBACK / PUBCOMP came. Returns the
-        packet id (0 at QoS 0). Raises MQTTError (ERR_NO_CONN, ERR_QUEUE_SIZE,
-        ERR_TIMEOUT, ERR_CONN_LOST: the session then still holds the message)."""
+    def publish(self, topic, payload=b"", qos=0, retain=False):
+        """Sends at once and returns what to await: at QoS 0 the write (a pause for the
+        other tasks), at QoS 1/2 the PUBACK / PUBCOMP. While the client reconnects, a
+        QoS 1/2 message is held and sent after the CONNACK. Raises MQTTError:
+        ERR_NO_CONN (QoS 0 while not connected, or the client stopped), ERR_QUEUE_SIZE,
+        ERR_TIMEOUT, ERR_CONN_LOST; the session then still holds a QoS 1/2 message and
+        resends it after a reconnect."""
         topic = _to_bytes(topic)
         payload = b"" if payload is None else _to_bytes(payload)
         if qos != 0 and qos != 1 and qos != 2:
             raise ArgError(_T_QOS, qos)
-        if self._writer is None:
-            raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
         if not qos:
-            async with self._wlock:
-                n = encode_publish(self._sbuf, topic, len(payload), 0, retain)
-                await self._send_publish(n, payload)
-            return 0
-        if not isinstance(payload, bytes):
-            payload = bytes(payload)  # the session keeps it until acked
+            if not self._connected:
+                raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
+            self._send_publish(encode_publish(self._sbuf, topic, len(payload), 0, retain),
+                               payload)  # fmt: skip
+            if self._out:
+                return self._drained()
+            return _sleep_ms(0) if core is not None else self._net.w.drain()
+        if self._task is None:
+            raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
+        i = self.session.take(_PUBLISH)
+        if i < 0:
+            return self._publish_later(topic, payload, qos, retain)
+        return self._publish_in(i, topic, payload, qos, retain)
+
+    async def _publish_later(self, topic, payload, qos, retain):
+        await self._publish_in(await self._slot(_PUBLISH), topic, payload, qos, retain)
+
+    def _publish_in(self, i, topic, payload, qos, retain):
         s = self.session
-        i = await self._slot(_PUBLISH)
-        pid = s.pids[i]
-        async with self._wlock:
+        try:
+            n = encode_publish(self._sbuf, topic, len(payload), qos, retain, False,
+                               s.pids[i])  # fmt: skip
+        except Exception:
+            s.free(i)
+            raise
+        s.accept(i, topic, payload, qos, retain, True, self._connected)
+        if self._connected:
             try:
-                n = encode_publish(self._sbuf, topic, len(payload), qos, retain, False, pid)
-            except Exception:
-                s.free(i)
-                raise
-            s.accept(i, topic, payload, qos, retain, True)
-            self._done[i].clear()
-            try:
-                await self._send_publish(n, payload)
+                self._send_publish(n, payload)
             except Exception as e:
-                await self._close(e)
-        await self._wait_ack(i, _PUBLISH)
-        return pid
+                self._close(e)  # the resend after the reconnect sends it
+        return self._ack(i)
+
+    def _ack(self, i):
+        # Slot i's park (made at the slot's first use), armed for command_timeout.
+        w = self._waits[i]
+        if w is None:
+            w = self._waits[i] = _Park(self, i)
+        w.deadline = _ticks_add(_ticks(), self._command_timeout)
+        return w
 
     async def subscribe(self, topic, function=None, qos=0):
         """Subscribe; function(client, payload, topic) gets each message (a coroutine
         function runs in its own task), or with function=None, messages() does. Returns
-        the granted QoS (None before connect(): the SUBSCRIBE goes out then)."""
+        the granted QoS; None while not connected (the SUBSCRIBE goes out after the
+        next CONNACK)."""
         f = _to_bytes(topic)
         why = filter_problem(f)
         if why:
             raise ArgError(_T_FILTER, why)
-        if qos not in (0, 1, 2):
+        if qos != 0 and qos != 1 and qos != 2:
             raise ArgError(_T_QOS, qos)
-        for h in self._handlers:
-            if h[0] == f:
-                self._handlers.remove(h)
-        self._handlers.append([f, function, qos])
-        if self._writer is None:
+        self._handlers = [h for h in self._handlers if h[0] != f]
+        h = [f, function, qos, -1]
+        self._handlers.append(h)
+        if not self._connected:
             return None
-        return await self._command(_SUBSCRIBE, ((f, qos),))
+        h[3] = await self._command(_SUBSCRIBE, ((f, qos),))
+        return h[3]
 
     async def unsubscribe(self, topic):
+        """Unsubscribe (raises MQTTError ERR_NO_CONN while not connected)."""
         f = _to_bytes(topic)
         why = filter_problem(f)
         if why:
             raise ArgError(_T_FILTER, why)
+        if not self._connected:
+            raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
         self._handlers = [h for h in self._handlers if h[0] != f]
-        if self._writer is not None:
-            await self._command(_UNSUBSCRIBE, (f,))
+        await self._command(_UNSUBSCRIBE, (f,))
 
     def messages(self):
         """`async for msg in client.messages()`: messages of subscriptions made with
-        function=None (msg.topic str, .payload bytes, .qos, .retain); ends when the link
-        closes. At most 32 wait unread; beyond that the oldest are dropped."""
-        return _Messages(self)
+        function=None (msg.topic str, .payload bytes, .qos, .retain); ends when the
+        client stops. At most 32 wait unread; beyond that the oldest are dropped."""
+        if self._box is None:
+            from .aiobox import Inbox
+
+            self._box = Inbox(self)
+        return self._box
 
     async def _command(self, t, arg):
-        s = self.session
         i = await self._slot(t)
-        pid = s.pids[i]
+        s = self.session
+        try:
+            if not self._connected:
+                raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
+            self._send_subscribe(i, t, arg)
+        except Exception:
+            s.free(i)
+            raise
+        await self._ack(i)
+        if self._code == 0x80:
+            raise MQTTError(_ERR_SUBSCRIBE_REFUSED, _T_SUB_REFUSED, arg[0][0])
+        return self._code
+
+    def _send_subscribe(self, i, t, arg):
         need = 8
         for a in arg:
             need += len(a[0] if t == _SUBSCRIBE else a) + 3
         buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
-        async with self._wlock:
-            self._done[i].clear()
-            try:
-                n = encode_subscribe(buf, pid, arg, t == _UNSUBSCRIBE)
-                await self._write(buf, n)
-            except Exception:
-                s.free(i)
-                raise
-        granted = await self._wait_ack(i, t)
-        if granted == 0x80:
-            raise MQTTError(_ERR_SUBSCRIBE_REFUSED, _T_SUB_REFUSED, arg[0][0])
-        return granted
+        self._send(buf, encode_subscribe(buf, self.session.pids[i], arg, t == _UNSUBSCRIBE))
 
     async def _slot(self, t):
-        # A free session slot (its packet id), waiting up to command_timeout.
+        # A free session slot, waiting up to command_timeout.
         s = self.session
+        end = _ticks_add(_ticks(), self._command_timeout)
         while True:
             i = s.take(t)
             if i >= 0:
                 return i
-            if self._writer is None:
+            left = _ticks_diff(end, _ticks())
+            if self._task is None:
                 raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
-            self._freed.clear()
-            try:
-                await asyncio.wait_for(self._freed.wait(), self._command_timeout / 1000)
-            except asyncio.TimeoutError:
+            if left <= 0:
                 raise MQTTError(_ERR_QUEUE_SIZE, _T_SLOTS_FULL, len(s.states))
+            await self._until(_IDLE, left)
 
-    async def _wait_ack(self, i, t):
-        # Slot i's ack, within command_timeout; returns its code (SUBACK: the QoS).
+    def _acked(self, i, deadline):
+        # Slot i's park woke: True if its ack came (the code in _code), False to sleep
+        # on (a reconnect may still complete it); raises when the wait gives up.
         s = self.session
-        try:
-            await asyncio.wait_for(self._done[i].wait(), self._command_timeout / 1000)
-        except asyncio.TimeoutError:
-            pass
         if s.done(i):
-            code = s.order[i]
+            self._code = s.order[i]
             s.free(i)
-            self._freed.set()
-            return code
-        s.unwait(i)  # the ack or a resend finishes it
-        lost = self._writer is None
-        raise MQTTError(_ERR_CONN_LOST if lost else _ERR_TIMEOUT,
-                        _T_LOST_WAITING if lost else _T_ACK_TIMEOUT, t + 1,
-                        self._command_timeout)  # fmt: skip
+            self._kick()
+            return True
+        if (self._connected or self._task is not None and self._reconnecting()) and (
+            _ticks_diff(deadline, _ticks()) > 0
+        ):
+            return False
+        t = b"\4\4\5\7\x09\x0b"[s.states[i]]  # the ack it waited for
+        p = s.payloads[i]
+        if p is not None and not isinstance(p, bytes):
+            s.payloads[i] = bytes(p)  # the message outlives publish(): p may be reused
+        s.unwait(i)  # the ack, or a resend, finishes it
+        if self._connected:
+            raise MQTTError(_ERR_TIMEOUT, _T_ACK_TIMEOUT, t, self._command_timeout)
+        raise MQTTError(_ERR_CONN_LOST, _T_LOST_WAITING, t)
 
-    # ---- reading and writing -----------------------------------------------------------
+    async def _drained(self):
+        # QoS 0 behind a backlog: until the socket took it (within command_timeout).
+        end = _ticks_add(_ticks(), self._command_timeout)
+        while self._out and self._net is not None:
+            left = _ticks_diff(end, _ticks())
+            if left <= 0:
+                e = MQTTError(_ERR_TIMEOUT, _T_STALLED_FOR, self._command_timeout)
+                self._close(e)
+                raise e
+            await self._until(_IDLE, left)
 
-    async def _write(self, buf, n):
-        w = self._writer
-        if w is None:
+    # ---- writing -----------------------------------------------------------------------
+
+    def _send(self, buf, n):
+        # n bytes of buf, whole: to the socket now, or queued behind what waits in _out.
+        net = self._net
+        if net is None:
             raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
-        w.write(buf[:n] if n != len(buf) else buf)
-        await w.drain()
-        self._last_sent = _ticks()
-
-    async def _send_publish(self, n, payload):
-        # Caller holds _wlock; the header (n bytes) is in the send buffer.
-        w = self._writer
-        if w is None:
-            raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
-        sbuf = self._sbuf
-        end = n + len(payload)
-        if end <= len(sbuf):
-            sbuf[n:end] = payload  # header and payload in one write
-            w.write(sbuf[:end])
+        if not self._out:
+            w = net.write(buf, n)
+            if w == n:
+                self._last_sent = _ticks()
+                return
+            buf = buf[w or 0 : n]
+            asyncio.create_task(self._flush(net))
         else:
-            w.write(sbuf[:n])
-            w.write(payload)
-        await w.drain()
-        self._last_sent = _ticks()
+            buf = buf[:n]
+        self._out += buf
 
-    async def _send_ack(self, t, pid):
-        async with self._wlock:
-            await self._write(self._abuf, encode_ack(self._abuf, t, pid))
+    def _send_publish(self, n, payload):
+        # The PUBLISH header is in the send buffer (n bytes): one write with the payload
+        # when it fits, else two.
+        end = n + len(payload)
+        sbuf = self._sbuf
+        if end <= len(sbuf):
+            sbuf[n:end] = payload
+            self._send(sbuf, end)
+        else:
+            self._send(sbuf, n)
+            self._send(payload, len(payload))
 
-    async def _read_packet(self):
-        # One packet: (first byte, body). A body larger than max_packet_size is read
-        # through and dropped (acked per its QoS): first is then 0.
-        r = self._reader
-        if r is None:
-            raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
-        first = (await r.readexactly(1))[0]
-        packet_type(first)  # reserved types and flags [MQTT-2.2.2-2]
-        rl = shift = 0
-        while True:
-            d = (await r.readexactly(1))[0]
-            rl |= (d & 0x7F) << shift
-            if d < 0x80:
-                break
-            shift += 7
-            if shift == 28:
-                raise MQTTError(_ERR_PROTOCOL, _T_MUST_NOT_SEND, first >> 4)
-        if rl <= self._max_packet:
-            return first, memoryview(await r.readexactly(rl) if rl else b"")
-        head = await r.readexactly(self._max_packet)
-        left = rl - len(head)
-        while left:
-            left -= len(await r.readexactly(min(left, self._max_packet)))
-        qos = first >> 1 & 3
-        if first >> 4 == _PUBLISH and qos:
-            tl = head[0] << 8 | head[1]
-            if tl + 4 <= len(head):
-                await self._send_ack(_PUBACK if qos == 1 else _PUBREC,
-                                     head[2 + tl] << 8 | head[3 + tl])  # fmt: skip
-        return 0, None
+    def _send_ack(self, t, pid):
+        # Through the send buffer: every write is whole or queued before anything awaits.
+        self._send(self._sbuf, encode_ack(self._sbuf, t, pid))
 
-    async def _run(self):
-        # The reader task: every packet until the link fails or closes.
-        ka = self._keepalive_ms
+    async def _flush(self, net):
+        # What the socket did not take, written as it drains (MicroPython: aiohost's
+        # link takes every write). Ends with its link.
+        p = _Park(self, _WRITE)  # not in _idle: waking it would take the reader off too
         try:
-            while True:
-                wait = ka // 2 if ka else self._cycle_timeout * 20
-                try:
-                    first, body = await asyncio.wait_for(self._read_packet(), wait / 1000)
-                except asyncio.TimeoutError:
-                    if not ka:
-                        continue
-                    if self._ping_due:
-                        raise MQTTError(_ERR_KEEPALIVE, _T_NO_PINGRESP, ka // 1000)
-                    await self._ping()
-                    continue
-                self._ping_due = False  # any packet shows the link is alive
-                if first:
-                    await self._handle(first, body)
-                if ka and _ticks_diff(_ticks(), self._last_sent) >= ka // 2:
-                    # Receiving only: the broker still needs a packet from us within
-                    # the keepalive [MQTT-3.1.2-23].
-                    await self._ping()
-        except asyncio.CancelledError:
-            raise
+            while self._out and self._net is net:
+                await p
+                if self._net is not net:
+                    break
+                w = net.write(self._out, len(self._out))
+                if w:
+                    self._out = self._out[w:]
+                    self._last_sent = _ticks()
         except Exception as e:
-            await self._close(e)
+            if self._net is net:
+                self._close(e)
+        self._kick()
 
-    async def _ping(self):
-        async with self._wlock:
-            await self._write(b"\xc0\x00", 2)  # PINGREQ
-        self._ping_due = True
+    # ---- reading -----------------------------------------------------------------------
 
-    async def _handle(self, first, mv):
+    async def _read_loop(self):
+        # Every packet of this link: first byte, remaining length, body into _rmv.
+        net = self._net
+        rd = self._rd
+        buf = self._rmv
+        size = len(buf)
+        while True:
+            n = net.readinto(buf, 1)
+            if n is None:
+                await rd
+                continue
+            if not n:
+                raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+            first = buf[0]
+            packet_type(first)  # reserved types and flags [MQTT-2.2.2-2]
+            self._part = _ticks() or 1
+            rl = shift = 0
+            while True:
+                n = net.readinto(buf, 1)
+                if n is None:
+                    await rd
+                    continue
+                if not n:
+                    raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+                rl |= (buf[0] & 0x7F) << shift
+                if buf[0] < 0x80:
+                    break
+                shift += 7
+                if shift == 28:
+                    raise MQTTError(_ERR_PROTOCOL, _T_MUST_NOT_SEND, first >> 4)
+            keep = rl if rl <= size else size
+            got = 0
+            while got < keep:  # a slice only when the body comes in parts
+                n = net.readinto(buf[got:] if got else buf, keep - got)
+                if n is None:
+                    await rd
+                    continue
+                if not n:
+                    raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+                got += n
+            if rl > keep:
+                # Larger than max_packet_size: read through and dropped, acked per its
+                # QoS (the ack's id is in the head just read).
+                t, pid = self._oversize(first)
+                while got < rl:
+                    n = net.readinto(buf, min(rl - got, size))
+                    if n is None:
+                        await rd
+                        continue
+                    if not n:
+                        raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+                    got += n
+                self.oversize_dropped += 1
+                if t:
+                    self._send_ack(t, pid)
+                rl = -1
+            self._part = self._ping_at = 0
+            self._last_recv = _ticks()
+            if rl >= 0:
+                self._handle(first, rl)
+
+    def _oversize(self, first):
+        # The ack a dropped PUBLISH still needs: (type, id), or (0, 0).
+        qos = first >> 1 & 3
+        b = self._rmv
+        tl = b[0] << 8 | b[1]
+        if first >> 4 != _PUBLISH or not qos or tl + 4 > len(b):
+            return 0, 0
+        return (_PUBACK if qos == 1 else _PUBREC), b[2 + tl] << 8 | b[3 + tl]
+
+    def _handle(self, first, rl):
         t = first >> 4
-        rl = len(mv)
+        mv = self._rmv
         s = self.session
         if t == _PUBLISH:
             p = decode_publish(first, mv, 0, rl)
             qos = first >> 1 & 3
             pid = mv[p - 2] << 8 | mv[p - 1] if qos else 0
             if qos < 2 or s.remember_in(pid):
-                self._deliver(mv, p, qos, first & 1)
+                self._deliver(mv, p, rl, qos, first & 1)
             if qos:
-                await self._send_ack(_PUBACK if qos == 1 else _PUBREC, pid)
+                self._send_ack(_PUBACK if qos == 1 else _PUBREC, pid)
         elif t == _PUBREL:
             pid = decode_ack(first, mv, 0, rl)
             if s.inbound is not None:
                 s.inbound.forget(pid)
-            await self._send_ack(_PUBCOMP, pid)  # [MQTT-4.3.3-2]
+            self._send_ack(_PUBCOMP, pid)  # [MQTT-4.3.3-2]
         elif t == _PINGRESP:
             pass
-        elif t in (_PUBACK, _PUBREC, _PUBCOMP, _SUBACK, _UNSUBACK):
+        elif t == _CONNACK:
+            self._connack(first, rl)
+        elif t == _PUBACK or t == _PUBREC or t == _PUBCOMP or t == _SUBACK or t == _UNSUBACK:
             if t == _SUBACK:
                 pid = decode_suback(first, mv, 0, rl)
+                for h in self._handlers:  # a renewed subscription (nobody waits)
+                    if h[3] == -1 - pid:
+                        h[3] = mv[2]
             else:
                 pid = decode_ack(first, mv, 0, rl)
             i = s.ack(t, pid, mv[2] if t == _SUBACK else 0)
             if t == _PUBREC:
-                await self._send_ack(_PUBREL, pid)
-            elif i >= 0:
-                self._done[i].set()
-                self._freed.set()
+                self._send_ack(_PUBREL, pid)
+            elif i >= 0 and self._waits[i] is not None:
+                self._waits[i].wake()
         else:
             raise MQTTError(_ERR_PROTOCOL, _T_MUST_NOT_SEND, t)
 
-    def _deliver(self, mv, p, qos, retain):
+    def _connack(self, first, rl):
+        if self._connected:
+            raise MQTTError(_ERR_PROTOCOL, _T_MUST_NOT_SEND, _CONNACK)
+        mv = self._rmv
+        rc = decode_connack(first, mv, 0, rl)
+        if rc:
+            raise MQTTError(_ERR_CONN_REFUSED, _T_CONN_REFUSED, rc)
+        s = self.session
+        s.connack(mv[0] & 1 == 1)
+        self._connected = True
+        self._attempt = 0
+        # What the session holds, in the order first sent [MQTT-4.6.0-1]: PUBLISH again
+        # with DUP and its id, or PUBREL for a PUBREC'd message the broker kept.
+        last = 0
+        while True:
+            i = s.resend_next(last)
+            if i < 0:
+                break
+            last = s.order[i]
+            f = s.resend(i)
+            if f >> 4 == _PUBREL:
+                self._send_ack(_PUBREL, s.pids[i])
+            else:
+                p = s.payloads[i]
+                n = encode_publish(self._sbuf, s.topics[i], len(p), f >> 1 & 3, f & 1,
+                                   f & 8, s.pids[i], True)  # fmt: skip
+                self._send_publish(n, p)
+        # Every subscription the broker may not have: all without a session, and any
+        # whose SUBACK never came. Their SUBACKs set the granted QoS; nobody waits.
+        for h in self._handlers:
+            if s.present and h[3] >= 0:
+                continue
+            i = s.take(_SUBSCRIBE)
+            if i < 0:
+                break  # every slot busy: the next CONNACK tries again
+            s.unwait(i)
+            h[3] = -1 - s.pids[i]
+            self._send_subscribe(i, _SUBSCRIBE, ((h[0], h[2]),))
+        self._kick()
+        acb = self._target[5]
+        if acb is not None:
+            r = acb(self)
+            if r is not None and hasattr(r, "send"):
+                asyncio.create_task(r)
+
+    def _deliver(self, mv, p, end, qos, retain):
         tl = mv[0] << 8 | mv[1]
         topic = str(mv[2 : 2 + tl], "utf-8")
-        payload = bytes(mv[p:])
+        payload = bytes(mv[p:end])
         queued = False
         for h in self._handlers:
             if not matches(h[0], mv, 2, 2 + tl):
@@ -489,11 +799,7 @@ class Client:
             if fn is None:
                 if not queued:
                     queued = True
-                    inbox = self._inbox
-                    if len(inbox) >= _MESSAGES_MAX:
-                        inbox.pop(0)  # bounded: the oldest unread goes
-                    inbox.append(Message(topic, payload, qos, retain))
-                    self._arrived.set()
+                    self.messages().put(topic, payload, qos, retain)
                 continue
             try:
                 r = fn(self, payload, topic)
@@ -501,21 +807,3 @@ class Client:
                     asyncio.create_task(r)  # a coroutine function: its own task
             except Exception as e:
                 self.last_error = e
-
-
-def _current_task():
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
-
-
-_ticks = getattr(time, "ticks_ms", None)  # MicroPython
-_ticks_diff = getattr(time, "ticks_diff", None)
-if _ticks is None:  # CPython
-
-    def _ticks():
-        return time.monotonic_ns() // 1000000
-
-    def _ticks_diff(a, b):
-        return a - b

@@ -181,6 +181,7 @@ _TEXTS = """
 75 PUBLISH_PAST |PUBLISH topic and packet id run past the remaining length [3.3.2]
 76 PUBLISH_TOPIC r|PUBLISH topic %s
 77 TLS_FAILED ..|TLS handshake with %s failed: %s
+78 STALLED_FOR .|the link stalled: no progress for %d ms (command_timeout)
 """
 
 _HOOKS = (
