@@ -109,6 +109,7 @@ _T_STALLED_FOR = const(78)
 _READ = const(-1)  # bytes on the link (the reader)
 _WRITE = const(-2)  # room on the link (an opening connection, the rest of a packet)
 _IDLE = const(-3)  # anything in _idle's wake-ups: a CONNACK, a free slot, _out sent
+_PAUSE = const(-4)  # nothing: one turn for the other tasks (a QoS 0 publish)
 
 
 def _to_bytes(s):
@@ -124,9 +125,10 @@ if core is not None:  # MicroPython
     _STOP = StopIteration()  # raised again and again: a finished wait allocates nothing
 
     class _Park:
-        """`await` it: its task sleeps until wake(), the deadline, or (_READ, _WRITE)
-        the link being ready. A slot's park then asks c._acked(i, deadline): done (the
-        await returns), not yet (sleep on), or it raises."""
+        """`await` it (or make it a task): its task sleeps until wake(), the deadline,
+        or (_READ, _WRITE) the link being ready. A slot's park then asks
+        c._acked(i, deadline): done (the await returns), not yet (sleep on), or it
+        raises."""
 
         def __init__(self, c, i):
             self.c = c
@@ -149,8 +151,13 @@ if core is not None:  # MicroPython
                 core._io_queue.queue_read(self.c._net)
             elif i == _WRITE:
                 core._io_queue.queue_write(self.c._net)
+            elif i == _PAUSE:
+                core._task_queue.push(t)
             else:
                 core._task_queue.push(t, self.deadline)
+
+        def send(self, _):  # asyncio.create_task(client.publish(...)) runs it like this
+            return self.__next__()
 
         def throw(self, e):  # cancelled: asyncio took the task off its queue
             self.task = None
@@ -211,11 +218,12 @@ class Client:
     oversize_dropped = 0  # PUBLISHes larger than max_packet_size, acked and dropped
 
     def __init__(self, client_id, clean_session=True, cycle_timeout=500,
-                 command_timeout=60000, max_packet_size=1024, max_inflight=20):
+                 command_timeout=60000, max_packet_size=1024, max_inflight=20,
+                 max_inflight_in=256):
         # cycle_timeout: accepted for umqtt_paho.Client's signature; nothing polls here.
         self._id = (_to_bytes(client_id), clean_session)
         self._command_timeout = command_timeout
-        self.session = Session(max_inflight, 256)
+        self.session = Session(max_inflight, max_inflight_in)
         self._waits = [None] * max_inflight  # each slot's _Park, made at its first use
         self._idle = []  # parks woken by _kick(): CONNACK, a free slot, _out sent, a close
         self._box = None  # messages(): aiobox.Inbox
@@ -225,6 +233,7 @@ class Client:
         self._handlers = []  # [filter bytes, function or None, qos, granted; -1 - pid]
         self._net = None  # the link: MicroPython's socket, or aiohost.StreamNet
         self._rd = _Park(self, _READ)
+        self._pause = _Park(self, _PAUSE)
         self._task = self._ticker = None
         self._target = None  # (host, port, ssl_ctx, keepalive ms, bcb, acb, reconnect)
         self._connected = self._stopping = False
@@ -265,6 +274,10 @@ class Client:
         self._task = asyncio.create_task(self._run())
         while not self._connected and self._net is not None:
             await self._until(_IDLE, self._command_timeout)  # _tick closes at the timeout
+        # and the SUBACKs of subscriptions made before (within command_timeout)
+        end = _ticks_add(_ticks(), self._command_timeout)
+        while self._connected and _ticks_diff(end, _ticks()) > 0 and self._renewing():
+            await self._until(_IDLE, _ticks_diff(end, _ticks()))
         if not self._connected:
             e = self.last_error or MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
             await self.disconnect()
@@ -273,6 +286,12 @@ class Client:
 
     def connected(self):
         return self._connected
+
+    def _renewing(self):
+        for h in self._handlers:
+            if h[3] < -1:  # its SUBSCRIBE went out after the CONNACK, no SUBACK yet
+                return True
+        return False
 
     def pending(self):
         """Accepted QoS 1/2 messages not yet acknowledged (kept by the session)."""
@@ -436,7 +455,7 @@ class Client:
                                payload)  # fmt: skip
             if self._out:
                 return self._drained()
-            return _sleep_ms(0) if core is not None else self._net.w.drain()
+            return self._pause if core is not None else self._net.w.drain()
         if self._task is None:
             raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
         i = self.session.take(_PUBLISH)
@@ -469,7 +488,7 @@ class Client:
         if w is None:
             w = self._waits[i] = _Park(self, i)
         w.deadline = _ticks_add(_ticks(), self._command_timeout)
-        return w
+        return w if core is not None else w.wait()  # CPython: a coroutine, for create_task
 
     async def subscribe(self, topic, function=None, qos=0):
         """Subscribe; function(client, payload, topic) gets each message (a coroutine
@@ -729,9 +748,10 @@ class Client:
         elif t == _PUBACK or t == _PUBREC or t == _PUBCOMP or t == _SUBACK or t == _UNSUBACK:
             if t == _SUBACK:
                 pid = decode_suback(first, mv, 0, rl)
-                for h in self._handlers:  # a renewed subscription (nobody waits)
+                for h in self._handlers:  # a renewed subscription (connect() may wait)
                     if h[3] == -1 - pid:
                         h[3] = mv[2]
+                        self._kick()
             else:
                 pid = decode_ack(first, mv, 0, rl)
             i = s.ack(t, pid, mv[2] if t == _SUBACK else 0)

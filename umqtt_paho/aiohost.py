@@ -37,15 +37,18 @@ class Park:
         self.deadline = 0
 
     def __await__(self):
+        return self.wait().__await__()
+
+    async def wait(self):
         if self.i == _READ:
-            yield from self.c._net.fill().__await__()
+            await self.c._net.fill()
             return
         loop = asyncio.get_running_loop()
         while True:
             f = self.fut = loop.create_future()
             h = loop.call_later(max(0, self.deadline - ticks()) / 1000, self.wake)
             try:
-                yield from f
+                await f
             finally:
                 h.cancel()
                 self.fut = None
