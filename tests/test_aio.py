@@ -181,3 +181,35 @@ def test_keepalive_pings_a_client_that_only_receives(mosquitto):
     log = mosquitto.log_text()
     assert log.count("Received PINGREQ from aio-ka\n") >= 2, log[-2000:]
     assert "aio-ka has exceeded timeout" not in log
+
+
+def test_tls_verified_round_trip_wrong_ca_refused_and_insecure_needs_opt_in(mosquitto_tls):
+    import ssl
+
+    async def main():
+        got = []
+        ctx = ssl.create_default_context(cafile=mosquitto_tls.ca_path)
+        c = Client("aio-tls", command_timeout=3000)
+        await c.connect("localhost", 10, port=mosquitto_tls.port, ssl_ctx=ctx)
+        await c.subscribe("aio/tls", lambda cl, p, t: got.append(p), 1)
+        await c.publish("aio/tls", b"over TLS", 1)
+        for _ in range(50):
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        await c.disconnect()
+        bad = Client("aio-tls-bad", command_timeout=3000)
+        with pytest.raises(OSError) as wrong:  # ssl.SSLCertVerificationError
+            await bad.connect("localhost", 10, port=mosquitto_tls.port,
+                              ssl_ctx=ssl.create_default_context(cafile=mosquitto_tls.wrong_ca_path))
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        with pytest.raises(MQTTError) as refused:
+            await bad.connect("localhost", 10, port=mosquitto_tls.port, ssl_ctx=insecure)
+        return got, str(wrong.value), refused.value.code, bad.connected()
+
+    got, wrong, refused, up = run(main())
+    assert got == [b"over TLS"]
+    assert "certificate verify failed" in wrong
+    assert refused == E.ERR_TLS and not up

@@ -643,3 +643,83 @@ def test_aio_on_micropython_asyncio(micropython_129, mp_lib, mosquitto):
     assert r["qos1_per_s"] > 200, r  # an Event wakes the waiter; mqtt_as polls (~10/s)
     assert r["ticker_gap_ms"] < 100, r
     assert r["pending"] == 0 and r["connected_after"] is False
+
+
+def run_aio_tls(micropython_129, mp_lib, der, case, host, port):
+    s = MPScript(micropython_129, mp_lib, "aio_tls.py", case, host, port, der["ca"],
+                 der["wrong_ca"])  # fmt: skip
+    try:
+        return s.finish(30)["result"]
+    finally:
+        s.kill()
+
+
+def test_aio_tls_on_micropython(micropython_129, mp_lib, der_certs, mosquitto_tls):
+    # The asyncio driver opens its own non-blocking socket and wraps it: verified CA
+    # round trip, a wrong CA refused as MQTTError(ERR_TLS) with mbedtls' reason,
+    # CERT_NONE refused unless tls_insecure.
+    port = mosquitto_tls.port
+    r = run_aio_tls(micropython_129, mp_lib, der_certs, "verified", "localhost", port)
+    assert r["result"] == {"ok": True, "echo": ["over TLS"]}, r
+    r = run_aio_tls(micropython_129, mp_lib, der_certs, "wrong_ca", "localhost", port)
+    assert r["result"]["ok"] is False and r["result"]["code"] == 8, r  # ERR_TLS
+    assert "not correctly signed" in r["result"]["text"], r
+    r = run_aio_tls(micropython_129, mp_lib, der_certs, "insecure", "localhost", port)
+    assert r["refused"]["ok"] is False and "tls_insecure" in r["refused"]["text"], r
+    assert r["result"] == {"ok": True, "echo": ["over TLS"]}, r
+
+
+def test_aio_tls_handshake_that_never_answers_is_bounded(micropython_129, mp_lib, der_certs):
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(2)
+    try:
+        r = run_aio_tls(micropython_129, mp_lib, der_certs, "stall", "localhost",
+                        ls.getsockname()[1])["result"]  # fmt: skip
+    finally:
+        ls.close()
+    assert r["ok"] is False and r["error"] == "MQTTError" and r["code"] == 17, r  # TIMEOUT
+    assert 1000 <= r["ms"] <= 3500, r
+
+
+def test_aio_fault_proof_on_micropython(micropython_129, mp_lib, mosquitto):
+    # The end-to-end count of tests/test_aio_faults.py, with publisher and subscriber
+    # on MicroPython 1.29's asyncio (smaller: 600 per QoS, 5 tasks).
+    from collections import Counter
+
+    from faultproxy import DOWN, FaultProxy
+    from test_faults import PUB_PLAN, SUB_PLAN, broker_republished_after_pubrel, parse_publish
+    from umqtt_paho import servercodec as pk
+
+    n = 600
+    pub_proxy = FaultProxy(mosquitto.port, seed=11, plan=PUB_PLAN, armed=False).start()
+    sub_proxy = FaultProxy(mosquitto.port, seed=12, plan=SUB_PLAN, armed=False,
+                           record=True).start()  # fmt: skip
+    s = MPScript(micropython_129, mp_lib, "aio_faults.py", pub_proxy.port, sub_proxy.port, n, 5)
+    try:
+        s.expect("up", 20)
+        pub_proxy.arm()
+        sub_proxy.arm()
+        r = s.finish(150)["result"]
+    finally:
+        s.kill()
+        pub_proxy.close()
+        sub_proxy.close()
+    got = {1: Counter(dict(r["got1"])), 2: Counter(dict(r["got2"]))}
+    lost = {q: n - len([k for k in got[q] if 0 <= k < n]) for q in (1, 2)}
+    bad_mids = broker_republished_after_pubrel(mosquitto.log_text(), "mp-e2e-sub")
+    mids = {}
+    for d, u, _ in sub_proxy.forwarded:
+        if d == DOWN and u[0] >> 4 == pk.PUBLISH:
+            m = parse_publish(u)
+            if m is not None and m[0] == 2:
+                mids.setdefault(m[4], set()).add(m[2])
+    client_dup2 = sum(v - 1 for k, v in got[2].items()
+                      if v > 1 and not mids.get(b"q2-%d" % k, set()) & bad_mids)  # fmt: skip
+    print("\nMicroPython aio through faulty links: accepted %s, lost %s, QoS 2 duplicated by "
+          "the client %d, raised %s, cuts %d + %d, publishing %d ms"
+          % (r["accepted"], lost, client_dup2, r["raised"], pub_proxy.cuts, sub_proxy.cuts,
+             r["published_ms"]))  # fmt: skip
+    assert r["accepted"] == [n, n] and r["pending"] == 0 and not r["odd"], r
+    assert pub_proxy.cuts >= 10 and sub_proxy.cuts >= 10, (pub_proxy.cuts, sub_proxy.cuts)
+    assert lost == {1: 0, 2: 0} and client_dup2 == 0, (lost, client_dup2)

@@ -103,6 +103,7 @@ _T_LOST_WAITING = const(24)
 _T_ACK_TIMEOUT = const(25)
 _T_SUB_REFUSED = const(28)
 _T_FILTER = const(29)
+_T_TLS_FAILED = const(77)
 _T_STALLED_FOR = const(78)
 
 # What a _Park waits for: a slot's ack (i >= 0), or
@@ -335,8 +336,17 @@ class Client:
             n = encode_connect(self._sbuf, self._id[0], self._id[1], t[3] // 1000)
             self._send(self._sbuf, n)
         except Exception as e:
+            e = self._tls_error(e)
             self._close(e)
-            raise
+            raise e
+
+    def _tls_error(self, e):
+        # MicroPython's ssl raises a bare ValueError with mbedtls' reason (a certificate
+        # that fails verification, a host name it does not carry): connect() fails with
+        # MQTTError or OSError only.
+        if type(e) is ValueError and self._target[2] is not None:
+            return MQTTError(_ERR_TLS, _T_TLS_FAILED, self._target[0], str(e).strip())
+        return e
 
     def _close(self, e):
         # The link ends (failure e, or on purpose): close it, wake its reader and every
@@ -387,7 +397,7 @@ class Client:
                 try:
                     await self._read_loop()
                 except Exception as e:
-                    self._close(e)
+                    self._close(self._tls_error(e))
             self._close(None)
             if not self._reconnecting():
                 break
