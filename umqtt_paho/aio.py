@@ -222,14 +222,15 @@ class Client:
                  command_timeout=60000, max_packet_size=1024, max_inflight=20,
                  max_inflight_in=256):
         # cycle_timeout: accepted for umqtt_paho.Client's signature; nothing polls here.
+        gc.collect()  # the buffers first, into a clean heap: they are the largest blocks
+        self._rmv = memoryview(bytearray(max_packet_size))  # the receive buffer
+        self._sbuf = bytearray(256)
         self._id = (_to_bytes(client_id), clean_session)
         self._command_timeout = command_timeout
         self.session = Session(max_inflight, max_inflight_in)
         self._waits = [None] * max_inflight  # each slot's _Park, made at its first use
         self._idle = []  # parks woken by _kick(): CONNACK, a free slot, _out sent, a close
         self._box = None  # messages(): aiobox.Inbox
-        self._rmv = memoryview(bytearray(max_packet_size))  # the receive buffer
-        self._sbuf = bytearray(256)
         self._out = b""  # what the socket did not take yet (_flush sends it)
         self._handlers = []  # [filter bytes, function or None, qos, granted; -1 - pid]
         self._net = None  # the link: MicroPython's socket, or aiohost.StreamNet
@@ -266,6 +267,7 @@ class Client:
         self._stopping = False
         self._attempt = -1
         self.last_error = None
+        gc.collect()  # the link's objects then fill holes (RAM is tightest from here on)
         self._ticker = asyncio.create_task(self._tick())  # it bounds the opening too
         try:
             await self._open()
@@ -393,11 +395,69 @@ class Client:
     async def _run(self):
         # The client's task: read each link until it fails; reconnect with backoff.
         while True:
-            if self._net is not None:
-                try:
-                    await self._read_loop()
-                except Exception as e:
-                    self._close(self._tls_error(e))
+            try:
+                # Every packet of the link: first byte, remaining length, body into _rmv
+                # (the loop inline: a coroutine per packet would allocate).
+                net = self._net  # None: the last attempt failed
+                rd = self._rd
+                buf = self._rmv
+                size = len(buf)
+                while net is not None:
+                    n = net.readinto(buf, 1)
+                    if n is None:
+                        await rd
+                        continue
+                    if not n:
+                        raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+                    first = buf[0]
+                    packet_type(first)  # reserved types and flags [MQTT-2.2.2-2]
+                    self._part = _ticks() or 1
+                    rl = shift = 0
+                    while True:
+                        n = net.readinto(buf, 1)
+                        if n is None:
+                            await rd
+                            continue
+                        if not n:
+                            raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+                        rl |= (buf[0] & 0x7F) << shift
+                        if buf[0] < 0x80:
+                            break
+                        shift += 7
+                        if shift == 28:
+                            raise MQTTError(_ERR_PROTOCOL, _T_MUST_NOT_SEND, first >> 4)
+                    keep = rl if rl <= size else size
+                    got = 0
+                    while got < keep:  # a slice only when the body comes in parts
+                        n = net.readinto(buf[got:] if got else buf, keep - got)
+                        if n is None:
+                            await rd
+                            continue
+                        if not n:
+                            raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+                        got += n
+                    if rl > keep:
+                        # Larger than max_packet_size: read through and dropped, acked
+                        # per its QoS (the ack's id is in the head just read).
+                        t, pid = self._oversize(first)
+                        while got < rl:
+                            n = net.readinto(buf, min(rl - got, size))
+                            if n is None:
+                                await rd
+                                continue
+                            if not n:
+                                raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
+                            got += n
+                        self.oversize_dropped += 1
+                        if t:
+                            self._send_ack(t, pid)
+                        rl = -1
+                    self._part = self._ping_at = 0
+                    self._last_recv = _ticks()
+                    if rl >= 0:
+                        self._handle(first, rl)
+            except Exception as e:
+                self._close(self._tls_error(e))
             self._close(None)
             if not self._reconnecting():
                 break
@@ -663,67 +723,6 @@ class Client:
         self._kick()
 
     # ---- reading -----------------------------------------------------------------------
-
-    async def _read_loop(self):
-        # Every packet of this link: first byte, remaining length, body into _rmv.
-        net = self._net
-        rd = self._rd
-        buf = self._rmv
-        size = len(buf)
-        while True:
-            n = net.readinto(buf, 1)
-            if n is None:
-                await rd
-                continue
-            if not n:
-                raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
-            first = buf[0]
-            packet_type(first)  # reserved types and flags [MQTT-2.2.2-2]
-            self._part = _ticks() or 1
-            rl = shift = 0
-            while True:
-                n = net.readinto(buf, 1)
-                if n is None:
-                    await rd
-                    continue
-                if not n:
-                    raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
-                rl |= (buf[0] & 0x7F) << shift
-                if buf[0] < 0x80:
-                    break
-                shift += 7
-                if shift == 28:
-                    raise MQTTError(_ERR_PROTOCOL, _T_MUST_NOT_SEND, first >> 4)
-            keep = rl if rl <= size else size
-            got = 0
-            while got < keep:  # a slice only when the body comes in parts
-                n = net.readinto(buf[got:] if got else buf, keep - got)
-                if n is None:
-                    await rd
-                    continue
-                if not n:
-                    raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
-                got += n
-            if rl > keep:
-                # Larger than max_packet_size: read through and dropped, acked per its
-                # QoS (the ack's id is in the head just read).
-                t, pid = self._oversize(first)
-                while got < rl:
-                    n = net.readinto(buf, min(rl - got, size))
-                    if n is None:
-                        await rd
-                        continue
-                    if not n:
-                        raise MQTTError(_ERR_CONN_LOST, _T_CLOSED)
-                    got += n
-                self.oversize_dropped += 1
-                if t:
-                    self._send_ack(t, pid)
-                rl = -1
-            self._part = self._ping_at = 0
-            self._last_recv = _ticks()
-            if rl >= 0:
-                self._handle(first, rl)
 
     def _oversize(self, first):
         # The ack a dropped PUBLISH still needs: (type, id), or (0, 0).
