@@ -26,6 +26,7 @@ HEAP = {
     "umqtt_paho": ("mpy", "py"),
     "umqtt_paho_loop": ("mpy",),
     "umqtt_paho_aio": ("mpy",),
+    "umqtt_paho_aio_frozen": ("mpy",),
     "umqtt.simple": ("mpy", "py"),
     "MiniMQTT": ("mpy", "py"),
 }

@@ -37,8 +37,9 @@ Python. Figures:
 
    JSON: "heap": {"implementation", "binary", "step", "top": {"mpy", "py"}, "seconds",
    "clients": {CLIENT: {"quoted": false, "mpy": FIGURE, "py": FIGURE}}, with CLIENT one
-   of umqtt_paho, umqtt_paho_loop and umqtt_paho_aio (only "mpy"), umqtt.simple,
-   MiniMQTT, and FIGURE
+   of umqtt_paho, umqtt_paho_loop, umqtt_paho_aio_frozen (the asyncio driver, asyncio
+   frozen in the binary as on a board) and umqtt_paho_aio (asyncio as .mpy) (these
+   three only "mpy"), umqtt.simple, MiniMQTT, and FIGURE
    {"heap": B, "step", "top", "runs", "seconds", "below": what the run one step below
    printed} or {"error": text}; "clients"["mqtt_as"]: {"quoted": true, "source",
    "mpy_kb", "py_kb"}; "umqtt_paho_ram": {"import", "port", "instance"} in B, or
@@ -95,7 +96,7 @@ VM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 VM_VERSION = "1.29.0-6"
 VM_CLIENTS = ("umqtt_paho", "umqtt.simple", "MiniMQTT")
 CPYTHON_CLIENTS = ("raw", "umqtt_paho", "umqtt_paho_cycle", "MiniMQTT", "paho-mqtt")
-MP_CLIENTS = ("raw", "umqtt_paho", "umqtt_paho_cycle", "umqtt.simple")
+MP_CLIENTS = ("raw", "umqtt_paho", "umqtt_paho_cycle", "umqtt_paho_aio", "umqtt.simple")
 
 FULL = {"n0": 20000, "n1": 2000, "cap": 3.0, "rounds": 5, "heap_step": 256}
 QUICK = {"n0": 2000, "n1": 200, "cap": 0.5, "rounds": 1, "heap_step": 1024}
@@ -107,6 +108,7 @@ HEAP_RUNS = (
     ("umqtt_paho", "mpy"),
     ("umqtt_paho", "py"),
     ("umqtt_paho_loop", "mpy"),
+    ("umqtt_paho_aio_frozen", "mpy"),
     ("umqtt_paho_aio", "mpy"),
     ("umqtt.simple", "mpy"),
     ("umqtt.simple", "py"),
@@ -118,6 +120,7 @@ HEAP_LANES = {
     "umqtt_paho": 2,
     "umqtt_paho_loop": 2,
     "umqtt_paho_aio": 2,
+    "umqtt_paho_aio_frozen": 2,
     "umqtt.simple": 16,
     "MiniMQTT": 16,
 }
@@ -490,6 +493,9 @@ def throughput(cfg, peers_src, mp_bin, mp_path):
                     "requested": cfg["n0"] if q == "qos0" else cfg["n1"],
                     "capped": min(ns) < (cfg["n0"] if q == "qos0" else cfg["n1"]),
                 }
+            allocs = [r["alloc"] for r in good if "alloc" in r]
+            if allocs:  # umqtt_paho.aio: B per warm publish, the largest of the rounds
+                entry["alloc"] = {q: max(a[q] for a in allocs) for q in ("qos0", "qos1")}
             out[interp][c] = entry
         raw = out[interp].get("raw", {})
         for c, entry in out[interp].items():
@@ -551,6 +557,7 @@ def heap_figures(cfg, peers, work, mpy_cross):
                 check=True, capture_output=True,
             )  # fmt: skip
     libs["umqtt_paho_aio"] = {"mpy": aio}
+    libs["umqtt_paho_aio_frozen"] = libs["umqtt_paho"]  # asyncio: the binary's own
     peers_py = os.path.join(work, "heap_peers_py")
     for key, files in PEER_FILES.items():
         for rel in files:
@@ -701,12 +708,19 @@ def table(res):
                 _rate(t.get("umqtt_paho"), q),
                 _rate(t.get("umqtt_paho_cycle"), q),
             )
+            if "umqtt_paho_aio" in t:
+                paho += "; aio %s" % _rate(t.get("umqtt_paho_aio"), q)
             row = [name, paho]
             row.append(_rate(t.get("umqtt.simple"), q) if "umqtt.simple" in t else "n/a")
             row.append(_rate(t.get("MiniMQTT"), q) if "MiniMQTT" in t else "n/a")
             row.append(_rate(t.get("paho-mqtt"), q) if "paho-mqtt" in t else "n/a")
             row.append(_rate(t.get("raw"), q, raw=True))
             rows.append(row)
+    aio = (tp.get("micropython") or {}).get("umqtt_paho_aio", {}).get("alloc")
+    if aio:
+        rows.append(["B per warm publish, umqtt_paho.aio on MicroPython unix (64-bit): "
+                     "QoS 0 / QoS 1", "%d / %d" % (aio["qos0"], aio["qos1"]),
+                     "n/a", "n/a", "n/a", ""])  # fmt: skip
 
     lines = ["| figure | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
     for r in rows:
@@ -727,7 +741,8 @@ def heap_table(res):
     names = {
         "umqtt_paho": "umqtt_paho (`cycle()`, no thread)",
         "umqtt_paho_loop": "umqtt_paho, with the loop thread",
-        "umqtt_paho_aio": "umqtt_paho.aio on asyncio (asyncio as .mpy: 5.9 KB of it)",
+        "umqtt_paho_aio_frozen": "umqtt_paho.aio on asyncio (frozen in, as on a board)",
+        "umqtt_paho_aio": "umqtt_paho.aio, asyncio loaded as .mpy (5.9 KB of it)",
         "umqtt.simple": "umqtt.simple %s" % v["umqtt.simple"],
         "MiniMQTT": "MiniMQTT %s" % v["MiniMQTT"],
     }
@@ -913,7 +928,8 @@ def run(cfg):
                 dst = os.path.join(peers_src, rel)
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 shutil.copy(os.path.join(peers[key][0], rel), dst)
-        mp_path = os.path.join(work, "unix") + ":" + peers_mpy
+        # .frozen: the binary's frozen modules (asyncio, for umqtt_paho.aio)
+        mp_path = os.path.join(work, "unix") + ":" + peers_mpy + ":.frozen"
         tp, versions = throughput(cfg, peers_src, mp_bin, mp_path)
         if mp_error:
             tp["micropython_error"] = mp_error

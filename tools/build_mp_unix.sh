@@ -6,7 +6,9 @@
 #   tools/build_mp_unix.sh            build once, then just print the cached path
 #   tools/build_mp_unix.sh m32        the same source built 32-bit (-m32, no ffi), cached as
 #                                     micropython-m32: object sizes as on ESP32 / RP2040, for
-#                                     the heap figures (tools/bench/heapjob.py)
+#                                     the heap figures (tools/bench/heapjob.py); with asyncio
+#                                     frozen in, as every ESP32 and RP2 firmware has it
+#                                     (import it with .frozen on MICROPYPATH)
 #   MP_UNIX_REBUILD=1 tools/...       throw the cached binary away and build again
 #
 # Either build also keeps the source tree's extmod/asyncio in CACHE/asyncio-lib/asyncio/
@@ -52,11 +54,11 @@ case "$VARIANT" in
 esac
 [ $# -le 1 ] || die "one argument at most (the variant)"
 
-# The cached build is complete when the binary is there (and, for m32, which is new enough
-# to have always kept it, the asyncio folder).
+# The cached build is complete when the binary is there (and, for m32, the asyncio folder
+# and the stamp of a build with asyncio frozen in).
 cached() {
   [ -x "$BIN" ] || return 1
-  [ -z "$VARIANT" ] || [ -f "$ASYNCIO/__init__.py" ]
+  [ -z "$VARIANT" ] || { [ -f "$ASYNCIO/__init__.py" ] && [ -f "$BIN.frozen-asyncio" ]; }
 }
 
 if [ "${MP_UNIX_REBUILD:-0}" = 1 ]; then
@@ -141,10 +143,26 @@ top=$(find "$WORK" -mindepth 1 -maxdepth 1 -type d | head -n 1)
 [ -f "$top/ports/unix/Makefile" ] || die "no ports/unix/Makefile in $orig"
 
 jobs=$(nproc 2>/dev/null || echo 2)
+frozen=(FROZEN_MANIFEST=)
+if [ "$VARIANT" = m32 ]; then
+  # asyncio frozen in, as on a board (its bytecode then costs no heap): a manifest of
+  # extmod/asyncio alone. The build insists on micropython-lib (Debian stripped it, and
+  # nothing of it is frozen here): an empty stand-in. mpy-cross is built first, for the
+  # host: the m32 flags would otherwise reach its build too.
+  printf 'include("$(MPY_DIR)/extmod/asyncio")\n' >"$WORK/asyncio-manifest.py"
+  mkdir -p "$WORK/no-micropython-lib"
+  touch "$WORK/no-micropython-lib/README.md"
+  log "make -C mpy-cross (for the frozen asyncio)"
+  if ! make -C "$top/mpy-cross" -j"$jobs" >"$buildlog" 2>&1; then
+    tail -n 40 "$buildlog" >&2
+    die "mpy-cross build failed (full log: $buildlog)"
+  fi
+  frozen=(FROZEN_MANIFEST="$WORK/asyncio-manifest.py" MPY_LIB_DIR="$WORK/no-micropython-lib")
+fi
 log "make -C ports/unix VARIANT=standard ${variant_make[*]} (-j$jobs), log in $buildlog"
 if ! make -C "$top/ports/unix" -j"$jobs" VARIANT=standard "${variant_make[@]}" \
     MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 MICROPY_SSL_AXTLS=0 \
-    FROZEN_MANIFEST= >"$buildlog" 2>&1; then
+    "${frozen[@]}" >>"$buildlog" 2>&1; then
   echo "$PROG: ---- last 40 lines of $buildlog ----" >&2
   tail -n 40 "$buildlog" >&2
   die "make failed (full log: $buildlog)"
@@ -156,6 +174,8 @@ built=$top/ports/unix/$BUILD/micropython
 if [ "$VARIANT" = m32 ]; then
   "$built" -c "import sys; assert sys.maxsize == 2147483647, sys.maxsize" \
     || die "$built is not a 32-bit build (sys.maxsize)"
+  MICROPYPATH=.frozen "$built" -c "import asyncio; asyncio.core" \
+    || die "$built has no frozen asyncio"
 fi
 
 # asyncio as source: the frozen copy is not built in without a manifest.
@@ -169,6 +189,7 @@ mv "$ASYNCIO.tmp.$$" "$ASYNCIO"
 # Atomic install: a reader never sees a half-copied binary.
 cp "$built" "$BIN.tmp.$$"
 mv -f "$BIN.tmp.$$" "$BIN"
+[ "$VARIANT" != m32 ] || touch "$BIN.frozen-asyncio"
 rm -rf "$WORK"
 log "built $("$BIN" -c 'import sys; print(sys.version)') in $(( $(date +%s) - start )) s"
 echo "$BIN"

@@ -225,7 +225,7 @@ class Client:
         gc.collect()  # the buffers first, into a clean heap: they are the largest blocks
         self._rmv = memoryview(bytearray(max_packet_size))  # the receive buffer
         self._sbuf = bytearray(256)
-        self._id = (_to_bytes(client_id), clean_session)
+        self._id = (_to_bytes(client_id), clean_session, None, None)  # + will, auth
         self._command_timeout = command_timeout
         self.session = Session(max_inflight, max_inflight_in)
         self._waits = [None] * max_inflight  # each slot's _Park, made at its first use
@@ -279,22 +279,30 @@ class Client:
             await self._until(_IDLE, self._command_timeout)  # _tick closes at the timeout
         # and the SUBACKs of subscriptions made before (within command_timeout)
         end = _ticks_add(_ticks(), self._command_timeout)
-        while self._connected and _ticks_diff(end, _ticks()) > 0 and self._renewing():
-            await self._until(_IDLE, _ticks_diff(end, _ticks()))
+        for h in self._handlers:
+            while h[3] < -1 and self._connected and _ticks_diff(end, _ticks()) > 0:
+                await self._until(_IDLE, _ticks_diff(end, _ticks()))  # its SUBACK
         if not self._connected:
             e = self.last_error or MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
             await self.disconnect()
             raise e
         return 0
 
+    def set_username_pw(self, username, password=""):
+        """User name and password for the next CONNECT (password may be empty)."""
+        i = self._id
+        auth = None if username is None else (_to_bytes(username), _to_bytes(password))
+        self._id = (i[0], i[1], i[2], auth)
+
+    def set_will(self, topic, payload, qos=0, retain=True):
+        """Last will: published by the broker if the link dies without DISCONNECT
+        (checked by the next connect(), which raises ValueError for a bad one)."""
+        i = self._id
+        payload = b"" if payload is None else _to_bytes(payload)
+        self._id = (i[0], i[1], (_to_bytes(topic), payload, qos, retain), i[3])
+
     def connected(self):
         return self._connected
-
-    def _renewing(self):
-        for h in self._handlers:
-            if h[3] < -1:  # its SUBSCRIBE went out after the CONNACK, no SUBACK yet
-                return True
-        return False
 
     def pending(self):
         """Accepted QoS 1/2 messages not yet acknowledged (kept by the session)."""
@@ -335,25 +343,27 @@ class Client:
         self._part = self._last_recv = _ticks()  # _tick: the CONNACK within command_timeout
         try:
             await _open_link(self, t[0], t[1], t[2])
-            n = encode_connect(self._sbuf, self._id[0], self._id[1], t[3] // 1000)
-            self._send(self._sbuf, n)
+            i = self._id
+            w = i[2] or (None, b"", 0, False)
+            a = i[3] or (b"", None)
+            # CONNECT [3.1], into a one-off buffer if the send buffer is too small
+            need = 32 + len(i[0]) + len(w[0] or b"") + len(w[1]) + len(a[0]) + len(a[1] or b"")
+            buf = self._sbuf if need <= len(self._sbuf) else bytearray(need)
+            n = encode_connect(buf, i[0], i[1], t[3] // 1000, w[0], w[1], w[2], w[3],
+                               i[3] and a[0], a[1])  # fmt: skip
+            self._send(buf, n)
         except Exception as e:
-            e = self._tls_error(e)
-            self._close(e)
-            raise e
-
-    def _tls_error(self, e):
-        # MicroPython's ssl raises a bare ValueError with mbedtls' reason (a certificate
-        # that fails verification, a host name it does not carry): connect() fails with
-        # MQTTError or OSError only.
-        if type(e) is ValueError and self._target[2] is not None:
-            return MQTTError(_ERR_TLS, _T_TLS_FAILED, self._target[0], str(e).strip())
-        return e
+            raise self._close(e)
 
     def _close(self, e):
         # The link ends (failure e, or on purpose): close it, wake its reader and every
-        # waiter (a waiter sleeps on if a reconnect may still complete it).
+        # waiter (a waiter sleeps on if a reconnect may still complete it). Returns e.
         net = self._net
+        if type(e) is ValueError and self._target[2] is not None:
+            # MicroPython's ssl raises a bare ValueError with mbedtls' reason (a
+            # certificate that fails verification, a host name it does not carry):
+            # connect() fails with MQTTError or OSError only.
+            e = MQTTError(_ERR_TLS, _T_TLS_FAILED, self._target[0], str(e).strip())
         if e is not None and net is not None:
             self.last_error = e
         self._net = None
@@ -372,6 +382,7 @@ class Client:
         self._kick()
         if self._box is not None:
             self._box.ev.set()
+        return e
 
     def _kick(self):
         for p in self._idle:
@@ -439,7 +450,13 @@ class Client:
                     if rl > keep:
                         # Larger than max_packet_size: read through and dropped, acked
                         # per its QoS (the ack's id is in the head just read).
-                        t, pid = self._oversize(first)
+                        t = first >> 1 & 3  # QoS
+                        tl = buf[0] << 8 | buf[1]
+                        if first >> 4 != _PUBLISH or not t or tl + 4 > size:
+                            t = 0
+                        else:
+                            pid = buf[2 + tl] << 8 | buf[3 + tl]
+                            t = _PUBACK if t == 1 else _PUBREC
                         while got < rl:
                             n = net.readinto(buf, min(rl - got, size))
                             if n is None:
@@ -457,7 +474,7 @@ class Client:
                     if rl >= 0:
                         self._handle(first, rl)
             except Exception as e:
-                self._close(self._tls_error(e))
+                self._close(e)
             self._close(None)
             if not self._reconnecting():
                 break
@@ -523,8 +540,8 @@ class Client:
                 raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
             self._send_publish(encode_publish(self._sbuf, topic, len(payload), 0, retain),
                                payload)  # fmt: skip
-            if self._out:
-                return self._drained()
+            if self._out:  # behind a backlog: until the flush (or anything) moves on
+                return self._until(_IDLE, self._command_timeout)
             return self._pause if core is not None else self._net.w.drain()
         if self._task is None:
             raise MQTTError(_ERR_NO_CONN, _T_NOT_CONNECTED)
@@ -659,17 +676,6 @@ class Client:
             raise MQTTError(_ERR_TIMEOUT, _T_ACK_TIMEOUT, t, self._command_timeout)
         raise MQTTError(_ERR_CONN_LOST, _T_LOST_WAITING, t)
 
-    async def _drained(self):
-        # QoS 0 behind a backlog: until the socket took it (within command_timeout).
-        end = _ticks_add(_ticks(), self._command_timeout)
-        while self._out and self._net is not None:
-            left = _ticks_diff(end, _ticks())
-            if left <= 0:
-                e = MQTTError(_ERR_TIMEOUT, _T_STALLED_FOR, self._command_timeout)
-                self._close(e)
-                raise e
-            await self._until(_IDLE, left)
-
     # ---- writing -----------------------------------------------------------------------
 
     def _send(self, buf, n):
@@ -723,15 +729,6 @@ class Client:
         self._kick()
 
     # ---- reading -----------------------------------------------------------------------
-
-    def _oversize(self, first):
-        # The ack a dropped PUBLISH still needs: (type, id), or (0, 0).
-        qos = first >> 1 & 3
-        b = self._rmv
-        tl = b[0] << 8 | b[1]
-        if first >> 4 != _PUBLISH or not qos or tl + 4 > len(b):
-            return 0, 0
-        return (_PUBACK if qos == 1 else _PUBREC), b[2 + tl] << 8 | b[3 + tl]
 
     def _handle(self, first, rl):
         t = first >> 4

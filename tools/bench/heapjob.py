@@ -31,7 +31,10 @@ BUILD_SCRIPT = os.path.join(REPO, "tools", "build_mp_unix.sh")
 JOBS = {
     "umqtt_paho": "heapjob_umqtt_paho.py",  # cycle(), no thread
     "umqtt_paho_loop": "heapjob_umqtt_paho_loop.py",  # the background loop thread
-    "umqtt_paho_aio": "heapjob_umqtt_paho_aio.py",  # umqtt_paho.aio on asyncio
+    "umqtt_paho_aio": "heapjob_umqtt_paho_aio.py",  # umqtt_paho.aio, asyncio as .mpy
+    # the same with the binary's frozen asyncio, as a board has it (tools/build_mp_unix.sh
+    # m32 freezes it in)
+    "umqtt_paho_aio_frozen": "heapjob_umqtt_paho_aio.py",
     "umqtt.simple": "heapjob_umqtt_simple.py",
     "MiniMQTT": "heapjob_minimqtt.py",
 }
@@ -116,17 +119,19 @@ def paho_sources(dest):
     return dest
 
 
-def _env():
+def _env(client=""):
     # The library is found through ".", with cwd = the library folder: the modules' file
-    # names (qstrs, in the heap) are then the same wherever that folder is.
-    return dict(os.environ, MICROPYPATH=".")
+    # names (qstrs, in the heap) are then the same wherever that folder is. A "_frozen"
+    # job imports the binary's frozen modules first (asyncio).
+    path = ".frozen:." if client.endswith("_frozen") else "."
+    return dict(os.environ, MICROPYPATH=path)
 
 
 def run_job(binary, client, lib, host, port, heap, timeout=RUN_TIMEOUT):
     """One run of client's job with a heap of `heap` bytes: (completed, what it printed)."""
     job = os.path.join(HERE, JOBS[client])
     cmd = [binary, "-X", "heapsize=%d" % heap, job, host, str(port)]
-    env = _env()
+    env = _env(client)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=lib, timeout=timeout)
     except subprocess.TimeoutExpired as e:

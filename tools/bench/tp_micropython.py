@@ -4,7 +4,9 @@
 #   MICROPYPATH=<umqtt_paho .mpy tree>:<peers .mpy> micropython tp_micropython.py \
 #       CLIENT HOST PORT N0 N1 CAP_S
 #
-# CLIENT: raw | umqtt_paho | umqtt_paho_cycle | umqtt.simple. Prints one JSON line.
+# CLIENT: raw | umqtt_paho | umqtt_paho_cycle | umqtt.simple | umqtt_paho_aio (asyncio:
+# the same loop, each publish awaited; plus "alloc": bytes allocated per warm publish,
+# QoS 0 and QoS 1, gc.mem_alloc() over 200 with the collector off). Prints one JSON line.
 # - QoS 0: N0 publishes, then one QoS 1 publish whose PUBACK is awaited (the broker reads
 #   a connection in order: that PUBACK proves the QoS 0 messages were consumed); the
 #   clock covers both. QoS 1: N1 publishes, each awaiting its PUBACK.
@@ -133,6 +135,46 @@ def run_simple(host, port, n0, n1, cap_us):
     return out
 
 
+def run_aio(host, port, n0, n1, cap_us):
+    import asyncio
+    import gc
+
+    from umqtt_paho.aio import Client
+
+    async def go():
+        c = Client("bench-aio-mp", command_timeout=10000)
+        await c.connect(host, 60, port=port)
+        publish = c.publish
+        out = {}
+        for q, n in (("qos0", n0), ("qos1", n1)):
+            qos = 1 if q == "qos1" else 0
+            t0 = time.ticks_us()
+            done = 0
+            while done < n and time.ticks_diff(time.ticks_us(), t0) <= cap_us:
+                await publish(TOPIC, PAYLOAD, qos)
+                done += 1
+            if not qos:
+                await publish(TOPIC, PAYLOAD, 1)  # the broker consumed the QoS 0 burst
+            s = time.ticks_diff(time.ticks_us(), t0) / 1e6
+            out[q] = {"n": done, "s": s, "rate": done / s}
+        alloc = {}
+        for qos in (0, 1):
+            for _ in range(20):
+                await publish(TOPIC, PAYLOAD, qos)  # warm
+            gc.collect()
+            gc.disable()
+            a = gc.mem_alloc()
+            for _ in range(200):
+                await publish(TOPIC, PAYLOAD, qos)
+            alloc["qos%d" % qos] = (gc.mem_alloc() - a) / 200
+            gc.enable()
+        out["alloc"] = alloc
+        await c.disconnect()
+        return out
+
+    return asyncio.run(go())
+
+
 def main(argv):
     client = argv[0]
     host = argv[1]
@@ -148,6 +190,8 @@ def main(argv):
         out = run_umqtt_paho(host, port, n0, n1, cap_us, False)
     elif client == "umqtt.simple":
         out = run_simple(host, port, n0, n1, cap_us)
+    elif client == "umqtt_paho_aio":
+        out = run_aio(host, port, n0, n1, cap_us)
     else:
         raise SystemExit("unknown client %r" % client)
     out["client"] = client
