@@ -8,7 +8,8 @@
 # In this repository the ports live in ports/, not umqtt_paho/ports/, and a manifest
 # cannot rename a file, so the files are first copied into a staging folder under the
 # repository's build/ (git-ignored), from which the package is frozen. umqtt_paho/
-# testing.py and servercodec.py (host tests only) are left out. The firmware build runs this file with the
+# testing.py and servercodec.py (host tests only) and aiohost.py (CPython only) are
+# left out. The firmware build runs this file with the
 # manifest's directory as the current directory.
 
 import os
@@ -23,7 +24,7 @@ if os.path.isdir(_stage):
     shutil.rmtree(_stage)  # no stale module from an earlier build
 os.makedirs(os.path.join(_pkg, "ports"))
 for _name in sorted(os.listdir(os.path.join(_repo, "umqtt_paho"))):
-    if _name.endswith(".py") and _name not in ("testing.py", "servercodec.py"):
+    if _name.endswith(".py") and _name not in ("testing.py", "servercodec.py", "aiohost.py"):
         shutil.copy(os.path.join(_repo, "umqtt_paho", _name), _pkg)
 if options.ports:  # noqa: F821
     for _name in ("__init__",) + tuple(options.ports):  # noqa: F821

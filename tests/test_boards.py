@@ -927,7 +927,7 @@ def library_modules():
     lib = sorted(
         n
         for n in os.listdir(os.path.join(REPO, "umqtt_paho"))
-        if n.endswith(".py") and n not in ("testing.py", "servercodec.py")
+        if n.endswith(".py") and n not in ("testing.py", "servercodec.py", "aiohost.py")
     )
     ports = [
         n

@@ -35,8 +35,8 @@ PORTS_DIR = os.path.join(REPO, "ports")
 
 # The core: what every board gets (and the "core total" of the table).
 CORE = ("__init__", "packet", "session", "reader", "client")
-# Modules for testing firmware on a host: not copied to real boards.
-HOST_ONLY = ("testing", "servercodec")
+# Modules for testing firmware on a host (and aio's CPython half): not copied to boards.
+HOST_ONLY = ("testing", "servercodec", "aiohost")
 HOSTS = ("unix", "wasm")
 
 # board: (mpy-cross -march, or None for plain bytecode; port modules it ships).
