@@ -27,6 +27,7 @@ HEAP = {
     "umqtt_paho_loop": ("mpy",),
     "umqtt_paho_aio": ("mpy",),
     "umqtt_paho_aio_frozen": ("mpy",),
+    "umqtt_paho_tls": ("mpy",),
     "umqtt.simple": ("mpy", "py"),
     "MiniMQTT": ("mpy", "py"),
 }

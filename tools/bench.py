@@ -38,8 +38,10 @@ Python. Figures:
    JSON: "heap": {"implementation", "binary", "step", "top": {"mpy", "py"}, "seconds",
    "clients": {CLIENT: {"quoted": false, "mpy": FIGURE, "py": FIGURE}}, with CLIENT one
    of umqtt_paho, umqtt_paho_loop, umqtt_paho_aio_frozen (the asyncio driver, asyncio
-   frozen in the binary as on a board) and umqtt_paho_aio (asyncio as .mpy) (these
-   three only "mpy"), umqtt.simple, MiniMQTT, and FIGURE
+   frozen in the binary as on a board), umqtt_paho_aio (asyncio as .mpy) and
+   umqtt_paho_tls (over TLS on tools/build_mp_unix.sh m32tls, whose mbedtls allocates
+   from the GC heap as on a Pico W) (these four only "mpy"), umqtt.simple, MiniMQTT,
+   and FIGURE
    {"heap": B, "step", "top", "runs", "seconds", "below": what the run one step below
    printed} or {"error": text}; "clients"["mqtt_as"]: {"quoted": true, "source",
    "mpy_kb", "py_kb"}; "umqtt_paho_ram": {"import", "port", "instance"} in B, or
@@ -110,6 +112,7 @@ HEAP_RUNS = (
     ("umqtt_paho_loop", "mpy"),
     ("umqtt_paho_aio_frozen", "mpy"),
     ("umqtt_paho_aio", "mpy"),
+    ("umqtt_paho_tls", "mpy"),
     ("umqtt.simple", "mpy"),
     ("umqtt.simple", "py"),
     ("MiniMQTT", "mpy"),
@@ -121,6 +124,7 @@ HEAP_LANES = {
     "umqtt_paho_loop": 2,
     "umqtt_paho_aio": 2,
     "umqtt_paho_aio_frozen": 2,
+    "umqtt_paho_tls": 1,
     "umqtt.simple": 16,
     "MiniMQTT": 16,
 }
@@ -582,8 +586,9 @@ def heap_figures(cfg, peers, work, mpy_cross):
             return {"error": "%s: %s" % (type(e).__name__, e)}
 
     # every search at once, each with brokers of its own (started here, one after another:
-    # each picks a free port)
-    lanes = [HEAP_LANES[client] for client, _ in HEAP_RUNS]
+    # each picks a free port); TLS after them, on its own binary and broker
+    runs = [r for r in HEAP_RUNS if r[0] != "umqtt_paho_tls"]
+    lanes = [HEAP_LANES[client] for client, _ in runs]
     log("smallest heap: %d searches, %d B steps, %d brokers" % (len(lanes), step, sum(lanes)))
     try:
         with heapjob.Mosquittos(sum(lanes)) as brokers:
@@ -591,14 +596,42 @@ def heap_figures(cfg, peers, work, mpy_cross):
             for n in lanes:
                 slices.append(brokers[at : at + n])
                 at += n
-            with concurrent.futures.ThreadPoolExecutor(len(HEAP_RUNS)) as pool:
-                results = list(pool.map(one, HEAP_RUNS, slices))
+            with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+                results = list(pool.map(one, runs, slices))
     except Exception as e:  # noqa: BLE001  (brokers that would not start)
         return fail_all("%s: %s" % (type(e).__name__, e))
-    for (client, form), r in zip(HEAP_RUNS, results):
+    for (client, form), r in zip(runs, results):
         out["clients"][client][form] = r
+    out["clients"]["umqtt_paho_tls"]["mpy"] = tls_heap(heapjob, libs, work, step)
     out["seconds"] = round(time.monotonic() - started, 1)
     return out
+
+
+def tls_heap(heapjob, libs, work, step):
+    """The telemetry job over TLS (heapjob_umqtt_paho_tls.py): verified against the TLS
+    broker's CA, on the 32-bit port whose mbedtls allocates from the GC heap as the rp2
+    port's does (tools/build_mp_unix.sh m32tls), so mbedtls' buffers and state count."""
+    try:
+        binary = heapjob.unix_port("m32tls")
+        if TESTS_DIR not in sys.path:
+            sys.path.insert(0, TESTS_DIR)
+        from brokers import Mosquitto
+
+        lib = os.path.join(work, "heap_tls")
+        shutil.copytree(libs["umqtt_paho"]["mpy"], lib)
+        with Mosquitto(tls=True) as broker:
+            subprocess.run(
+                ["openssl", "x509", "-in", broker.ca_path, "-outform", "der",
+                 "-out", os.path.join(lib, "ca.der")],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            r = heapjob.smallest_heap(
+                binary, "umqtt_paho_tls", lib, [(broker.host, broker.port)], HEAP_TOP["mpy"], step
+            )
+        r["implementation"] = heapjob.implementation(binary)
+        return r
+    except Exception as e:  # noqa: BLE001  (the cell says what went wrong)
+        return {"error": "%s: %s" % (type(e).__name__, e)}
 
 
 # ---- the table ------------------------------------------------------------------------------
@@ -743,6 +776,8 @@ def heap_table(res):
         "umqtt_paho_loop": "umqtt_paho, with the loop thread",
         "umqtt_paho_aio_frozen": "umqtt_paho.aio on asyncio (frozen in, as on a board)",
         "umqtt_paho_aio": "umqtt_paho.aio, asyncio loaded as .mpy (5.9 KB of it)",
+        "umqtt_paho_tls": "umqtt_paho over TLS, CA verified (mbedtls from the GC heap, "
+                          "as on a Pico W)",
         "umqtt.simple": "umqtt.simple %s" % v["umqtt.simple"],
         "MiniMQTT": "MiniMQTT %s" % v["MiniMQTT"],
     }

@@ -9,6 +9,11 @@
 #                                     the heap figures (tools/bench/heapjob.py); with asyncio
 #                                     frozen in, as every ESP32 and RP2 firmware has it
 #                                     (import it with .frozen on MICROPYPATH)
+#   tools/build_mp_unix.sh m32tls     m32 with ssl on mbedtls (Debian trixie's mbedtls source
+#                                     package), configured as the rp2 port's: bare metal,
+#                                     its buffers and state from the GC heap as on a Pico W;
+#                                     cached as micropython-m32-tls, for the heap figure of
+#                                     the telemetry job over TLS
 #   MP_UNIX_REBUILD=1 tools/...       throw the cached binary away and build again
 #
 # Either build also keeps the source tree's extmod/asyncio in CACHE/asyncio-lib/asyncio/
@@ -50,7 +55,16 @@ case "$VARIANT" in
     variant_deps=(gcc-multilib)
     buildlog=$CACHE/build-m32.log
     ;;
-  *) die "unknown variant '$VARIANT' (none, or m32)" ;;
+  m32tls)
+    BIN=$CACHE/micropython-m32-tls
+    BUILD=build-m32tls
+    # m_tracked_calloc (mbedtls' allocator on a bare-metal port) needs tracked allocation
+    variant_make=(BUILD=build-m32tls "CFLAGS_EXTRA=-m32 -DMICROPY_TRACKED_ALLOC=1"
+                  LDFLAGS_EXTRA=-m32 MICROPY_PY_FFI=0)
+    variant_deps=(gcc-multilib bzip2)
+    buildlog=$CACHE/build-m32tls.log
+    ;;
+  *) die "unknown variant '$VARIANT' (none, m32 or m32tls)" ;;
 esac
 [ $# -le 1 ] || die "one argument at most (the variant)"
 
@@ -59,6 +73,7 @@ esac
 cached() {
   [ -x "$BIN" ] || return 1
   [ -z "$VARIANT" ] || { [ -f "$ASYNCIO/__init__.py" ] && [ -f "$BIN.frozen-asyncio" ]; }
+  # m32tls: the same stamp (written after its frozen asyncio and mbedtls build)
 }
 
 if [ "${MP_UNIX_REBUILD:-0}" = 1 ]; then
@@ -97,14 +112,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed"
 fi
 
-# ---- the source package -----------------------------------------------------------------
+# ---- the source packages ----------------------------------------------------------------
 SRC=$CACHE/src
 mkdir -p "$SRC"
-orig=$(ls "$SRC"/micropython_*.orig.tar.* 2>/dev/null | sort -V | tail -n 1 || true)
-if [ -z "$orig" ]; then
-  sources=/etc/apt/sources.list.d/debian.sources
+# fetch PACKAGE: Debian trixie's source package PACKAGE into $SRC (once), through a private
+# deb-src entry made from the machine's own sources.
+fetch() {
+  local pkg=$1 sources=/etc/apt/sources.list.d/debian.sources APT=$CACHE/apt
+  ls "$SRC"/"$pkg"_*.orig.tar.* >/dev/null 2>&1 && return 0
   [ -r "$sources" ] || die "$sources not found: cannot make the deb-src entry for trixie"
-  APT=$CACHE/apt
   rm -rf "$APT"
   mkdir -p "$APT/sources" "$APT/lists/partial" "$APT/cache/archives/partial"
   # First stanza only (up to the first blank line); deb -> deb-src, any suites -> trixie.
@@ -115,7 +131,7 @@ if [ -z "$orig" ]; then
     || die "no stanza with a Types: line in $sources"
   log "deb-src entry: $(grep '^URIs:' "$APT/sources/trixie-src.sources")"
   # Private lists and cache: the machine's own apt state is left untouched.
-  aptopts=(
+  local aptopts=(
     -o Dir::Etc::SourceList=/dev/null
     -o Dir::Etc::SourceParts="$APT/sources"
     -o Dir::State::Lists="$APT/lists"
@@ -125,13 +141,15 @@ if [ -z "$orig" ]; then
   )
   log "apt-get update (trixie deb-src, private lists)"
   apt-get -q "${aptopts[@]}" update >&2 || die "apt-get update of the trixie deb-src entry failed"
-  log "apt-get source --download-only micropython"
-  (cd "$SRC" && apt-get -q "${aptopts[@]}" source --download-only micropython >&2) \
-    || die "apt-get source --download-only micropython failed"
-  orig=$(ls "$SRC"/micropython_*.orig.tar.* 2>/dev/null | sort -V | tail -n 1 || true)
-  [ -n "$orig" ] || die "no micropython_*.orig.tar.* in $SRC after apt-get source"
+  log "apt-get source --download-only $pkg"
+  (cd "$SRC" && apt-get -q "${aptopts[@]}" source --download-only "$pkg" >&2) \
+    || die "apt-get source --download-only $pkg failed"
+  ls "$SRC"/"$pkg"_*.orig.tar.* >/dev/null 2>&1 \
+    || die "no ${pkg}_*.orig.tar.* in $SRC after apt-get source"
   rm -rf "$APT"
-fi
+}
+fetch micropython
+orig=$(ls "$SRC"/micropython_*.orig.tar.* | sort -V | tail -n 1)
 log "source: $orig"
 
 # ---- unpack and build -------------------------------------------------------------------
@@ -144,7 +162,36 @@ top=$(find "$WORK" -mindepth 1 -maxdepth 1 -type d | head -n 1)
 
 jobs=$(nproc 2>/dev/null || echo 2)
 frozen=(FROZEN_MANIFEST=)
-if [ "$VARIANT" = m32 ]; then
+ssl=(MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0)
+if [ "$VARIANT" = m32tls ]; then
+  # mbedtls' sources where the build looks for them (Debian stripped lib/mbedtls), and a
+  # configuration as the rp2 port's: MicroPython's common one, bare metal (allocation
+  # through m_tracked_calloc: the GC heap), with the host's entropy for the random pool.
+  fetch mbedtls
+  morig=$(ls "$SRC"/mbedtls_*.orig.tar.* | sort -V | tail -n 1)
+  log "mbedtls source: $morig"
+  rm -rf "$top/lib/mbedtls" "$WORK/mbedtls-src"
+  mkdir -p "$WORK/mbedtls-src"
+  tar -xf "$morig" -C "$WORK/mbedtls-src" || die "cannot unpack $morig"
+  mv "$(find "$WORK/mbedtls-src" -mindepth 1 -maxdepth 1 -type d | head -n 1)" "$top/lib/mbedtls"
+  cat >"$WORK/mbedtls_config_heap.h" <<'CONFIG'
+// mbedtls as the rp2 port configures it: its buffers and state from the GC heap
+#ifndef MICROPY_INCLUDED_MBEDTLS_CONFIG_H
+#define MICROPY_INCLUDED_MBEDTLS_CONFIG_H
+#define MBEDTLS_ECP_NIST_OPTIM
+#define MBEDTLS_CIPHER_MODE_CTR
+#define MBEDTLS_TIMING_C
+#define MICROPY_MBEDTLS_CONFIG_BARE_METAL (1)
+#include "extmod/mbedtls/mbedtls_config_common.h"
+#undef MBEDTLS_ENTROPY_HARDWARE_ALT
+#undef MBEDTLS_NO_PLATFORM_ENTROPY
+#endif
+CONFIG
+  # (the make variable holds the include name with its quotes escaped, as extmod.mk's)
+  ssl=(MICROPY_PY_SSL=1 MICROPY_SSL_MBEDTLS=1
+       "MBEDTLS_CONFIG_FILE=\\\"$WORK/mbedtls_config_heap.h\\\"")
+fi
+if [ "$VARIANT" = m32 ] || [ "$VARIANT" = m32tls ]; then
   # asyncio frozen in, as on a board (its bytecode then costs no heap): a manifest of
   # extmod/asyncio alone. The build insists on micropython-lib (Debian stripped it, and
   # nothing of it is frozen here): an empty stand-in. mpy-cross is built first, for the
@@ -161,7 +208,7 @@ if [ "$VARIANT" = m32 ]; then
 fi
 log "make -C ports/unix VARIANT=standard ${variant_make[*]} (-j$jobs), log in $buildlog"
 if ! make -C "$top/ports/unix" -j"$jobs" VARIANT=standard "${variant_make[@]}" \
-    MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 MICROPY_SSL_AXTLS=0 \
+    MICROPY_PY_BTREE=0 MICROPY_SSL_AXTLS=0 "${ssl[@]}" \
     "${frozen[@]}" >>"$buildlog" 2>&1; then
   echo "$PROG: ---- last 40 lines of $buildlog ----" >&2
   tail -n 40 "$buildlog" >&2
@@ -171,11 +218,12 @@ built=$top/ports/unix/$BUILD/micropython
 [ -x "$built" ] || die "make succeeded but $built is missing"
 "$built" -c "import socket, select, _thread" \
   || die "the built micropython lacks socket, select or _thread"
-if [ "$VARIANT" = m32 ]; then
+if [ "$VARIANT" = m32 ] || [ "$VARIANT" = m32tls ]; then
   "$built" -c "import sys; assert sys.maxsize == 2147483647, sys.maxsize" \
     || die "$built is not a 32-bit build (sys.maxsize)"
   MICROPYPATH=.frozen "$built" -c "import asyncio; asyncio.core" \
     || die "$built has no frozen asyncio"
+  [ "$VARIANT" != m32tls ] || "$built" -c "import tls" || die "$built has no tls module"
 fi
 
 # asyncio as source: the frozen copy is not built in without a manifest.
@@ -189,7 +237,7 @@ mv "$ASYNCIO.tmp.$$" "$ASYNCIO"
 # Atomic install: a reader never sees a half-copied binary.
 cp "$built" "$BIN.tmp.$$"
 mv -f "$BIN.tmp.$$" "$BIN"
-[ "$VARIANT" != m32 ] || touch "$BIN.frozen-asyncio"
+[ -z "$VARIANT" ] || touch "$BIN.frozen-asyncio"
 rm -rf "$WORK"
 log "built $("$BIN" -c 'import sys; print(sys.version)') in $(( $(date +%s) - start )) s"
 echo "$BIN"

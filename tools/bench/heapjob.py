@@ -35,6 +35,9 @@ JOBS = {
     # the same with the binary's frozen asyncio, as a board has it (tools/build_mp_unix.sh
     # m32 freezes it in)
     "umqtt_paho_aio_frozen": "heapjob_umqtt_paho_aio.py",
+    # over TLS (ca.der in the library folder), on a port whose mbedtls allocates from
+    # the GC heap (tools/build_mp_unix.sh m32tls), against a TLS broker
+    "umqtt_paho_tls": "heapjob_umqtt_paho_tls.py",
     "umqtt.simple": "heapjob_umqtt_simple.py",
     "MiniMQTT": "heapjob_minimqtt.py",
 }
