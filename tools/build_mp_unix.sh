@@ -6,14 +6,14 @@
 #   tools/build_mp_unix.sh            build once, then just print the cached path
 #   tools/build_mp_unix.sh m32        the same source built 32-bit (-m32, no ffi), cached as
 #                                     micropython-m32: object sizes as on ESP32 / RP2040, for
-#                                     the heap figures (tools/bench/heapjob.py); with asyncio
-#                                     frozen in, as every ESP32 and RP2 firmware has it
-#                                     (import it with .frozen on MICROPYPATH)
-#   tools/build_mp_unix.sh m32tls     m32 with ssl on mbedtls (Debian trixie's mbedtls source
-#                                     package), configured as the rp2 port's: bare metal,
-#                                     its buffers and state from the GC heap as on a Pico W;
-#                                     cached as micropython-m32-tls, for the heap figure of
-#                                     the telemetry job over TLS
+#                                     the heap figures (tools/bench/heapjob.py)
+#   tools/build_mp_unix.sh m32tls     m32 built as a Pico W's firmware is: asyncio frozen in
+#                                     (import it with .frozen on MICROPYPATH) and ssl on
+#                                     mbedtls (Debian trixie's mbedtls source package)
+#                                     configured as the rp2 port's, bare metal: its buffers
+#                                     and state come from the GC heap. Cached as
+#                                     micropython-m32-tls, for the heap figures of the
+#                                     asyncio driver and of the telemetry job over TLS
 #   MP_UNIX_REBUILD=1 tools/...       throw the cached binary away and build again
 #
 # Either build also keeps the source tree's extmod/asyncio in CACHE/asyncio-lib/asyncio/
@@ -68,12 +68,11 @@ case "$VARIANT" in
 esac
 [ $# -le 1 ] || die "one argument at most (the variant)"
 
-# The cached build is complete when the binary is there (and, for m32, the asyncio folder
-# and the stamp of a build with asyncio frozen in).
+# The cached build is complete when the binary is there (and, for m32 and m32tls, the
+# asyncio folder and the stamp of this recipe: older builds of m32 had asyncio frozen).
 cached() {
   [ -x "$BIN" ] || return 1
-  [ -z "$VARIANT" ] || { [ -f "$ASYNCIO/__init__.py" ] && [ -f "$BIN.frozen-asyncio" ]; }
-  # m32tls: the same stamp (written after its frozen asyncio and mbedtls build)
+  [ -z "$VARIANT" ] || { [ -f "$ASYNCIO/__init__.py" ] && [ -f "$BIN.recipe-2" ]; }
 }
 
 if [ "${MP_UNIX_REBUILD:-0}" = 1 ]; then
@@ -191,7 +190,7 @@ CONFIG
   ssl=(MICROPY_PY_SSL=1 MICROPY_SSL_MBEDTLS=1
        "MBEDTLS_CONFIG_FILE=\\\"$WORK/mbedtls_config_heap.h\\\"")
 fi
-if [ "$VARIANT" = m32 ] || [ "$VARIANT" = m32tls ]; then
+if [ "$VARIANT" = m32tls ]; then
   # asyncio frozen in, as on a board (its bytecode then costs no heap): a manifest of
   # extmod/asyncio alone. The build insists on micropython-lib (Debian stripped it, and
   # nothing of it is frozen here): an empty stand-in. mpy-cross is built first, for the
@@ -221,9 +220,11 @@ built=$top/ports/unix/$BUILD/micropython
 if [ "$VARIANT" = m32 ] || [ "$VARIANT" = m32tls ]; then
   "$built" -c "import sys; assert sys.maxsize == 2147483647, sys.maxsize" \
     || die "$built is not a 32-bit build (sys.maxsize)"
+fi
+if [ "$VARIANT" = m32tls ]; then
   MICROPYPATH=.frozen "$built" -c "import asyncio; asyncio.core" \
     || die "$built has no frozen asyncio"
-  [ "$VARIANT" != m32tls ] || "$built" -c "import tls" || die "$built has no tls module"
+  "$built" -c "import tls" || die "$built has no tls module"
 fi
 
 # asyncio as source: the frozen copy is not built in without a manifest.
@@ -237,7 +238,7 @@ mv "$ASYNCIO.tmp.$$" "$ASYNCIO"
 # Atomic install: a reader never sees a half-copied binary.
 cp "$built" "$BIN.tmp.$$"
 mv -f "$BIN.tmp.$$" "$BIN"
-[ -z "$VARIANT" ] || touch "$BIN.frozen-asyncio"
+[ -z "$VARIANT" ] || touch "$BIN.recipe-2"
 rm -rf "$WORK"
 log "built $("$BIN" -c 'import sys; print(sys.version)') in $(( $(date +%s) - start )) s"
 echo "$BIN"

@@ -12,7 +12,7 @@ say "MicroPython 1.25 unix port: built once from Debian's source package (~1 min
 bash tools/build_mp_unix.sh >/dev/null
 say "the same port built 32-bit, for the heap figures: once (~30 s), then cached"
 bash tools/build_mp_unix.sh m32 >/dev/null
-say "and 32-bit with TLS (mbedtls from Debian's source, allocating from the GC heap as on a Pico W): once (~1 min)"
+say "and 32-bit as a Pico W's firmware (asyncio frozen; TLS on mbedtls from Debian's source, on the GC heap): once (~1 min)"
 bash tools/build_mp_unix.sh m32tls >/dev/null
 say "MicroPython's WebAssembly VM (npm install, once)"
 "$py" -c "import sys; sys.path.insert(0, 'tests'); import test_vm; test_vm.install_vm()"

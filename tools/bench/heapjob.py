@@ -32,8 +32,8 @@ JOBS = {
     "umqtt_paho": "heapjob_umqtt_paho.py",  # cycle(), no thread
     "umqtt_paho_loop": "heapjob_umqtt_paho_loop.py",  # the background loop thread
     "umqtt_paho_aio": "heapjob_umqtt_paho_aio.py",  # umqtt_paho.aio, asyncio as .mpy
-    # the same with the binary's frozen asyncio, as a board has it (tools/build_mp_unix.sh
-    # m32 freezes it in)
+    # the same with the binary's frozen asyncio, as a board has it (run it on
+    # micropython_m32tls(), which has asyncio frozen in)
     "umqtt_paho_aio_frozen": "heapjob_umqtt_paho_aio.py",
     # over TLS (ca.der in the library folder), on a port whose mbedtls allocates from
     # the GC heap (tools/build_mp_unix.sh m32tls), against a TLS broker
@@ -95,6 +95,12 @@ def unix_port(variant=""):
 def micropython_m32():
     """The 32-bit unix port's path: tools/build_mp_unix.sh m32 (built once, then cached)."""
     return unix_port("m32")
+
+
+def micropython_m32tls():
+    """The 32-bit port built as a Pico W's firmware: asyncio frozen in, ssl on mbedtls
+    allocating from the GC heap (tools/build_mp_unix.sh m32tls)."""
+    return unix_port("m32tls")
 
 
 def implementation(binary):
