@@ -213,3 +213,61 @@ def test_tls_verified_round_trip_wrong_ca_refused_and_insecure_needs_opt_in(mosq
     assert got == [b"over TLS"]
     assert "certificate verify failed" in wrong
     assert refused == E.ERR_TLS and not up
+
+
+def test_oversize_dropped_and_acked_a_raising_function_and_unsubscribe(mosquitto):
+    # A message larger than max_packet_size is read through, acked and dropped (the
+    # broker does not send it again); a function that raises is recorded in last_error
+    # and the reader goes on; after unsubscribe() nothing more arrives.
+    async def main():
+        got = []
+
+        def fn(client, payload, topic):
+            if payload == b"boom":
+                raise RuntimeError("the application's bug")
+            got.append(payload)
+
+        c = Client("aio-big", command_timeout=3000, max_packet_size=128)
+        await c.connect(mosquitto.host, 10, port=mosquitto.port)
+        await c.subscribe("aio/big", fn, 1)
+        pub = Client("aio-big-pub", command_timeout=3000)
+        await pub.connect(mosquitto.host, 10, port=mosquitto.port)
+        await pub.publish("aio/big", b"x" * 1000, 1)
+        await pub.publish("aio/big", b"boom", 1)
+        await pub.publish("aio/big", b"small", 1)
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        err = c.last_error
+        await c.unsubscribe("aio/big")
+        await pub.publish("aio/big", b"after", 1)
+        await asyncio.sleep(0.3)
+        await pub.disconnect()
+        await c.disconnect()
+        return got, c.oversize_dropped, err
+
+    got, dropped, err = run(main())
+    assert got == [b"small"] and dropped == 1, (got, dropped)
+    assert isinstance(err, RuntimeError)
+    log = mosquitto.log_text()
+    assert log.count("Sending PUBLISH to aio-big ") == 3, log  # no redelivery of the big one
+
+
+def test_more_publishers_than_slots_wait_for_a_free_slot(mosquitto):
+    async def main():
+        c = Client("aio-slots", command_timeout=3000, max_inflight=2)
+        await c.connect(mosquitto.host, 10, port=mosquitto.port)
+
+        async def worker(k):
+            for i in range(20):
+                await c.publish("aio/slots", b"%d-%d" % (k, i), 1 + (i & 1))
+
+        await asyncio.gather(*[worker(k) for k in range(6)])
+        pending = c.pending()
+        await c.disconnect()
+        return pending
+
+    assert run(main()) == 0
+    log = mosquitto.log_text()
+    assert log.count("Received PUBLISH from aio-slots") == 120
