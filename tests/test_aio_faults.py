@@ -32,6 +32,7 @@ from test_faults import (
     broker_republished_after_pubrel,
     log_publishes,
     parse_publish,
+    qos2_duplicates,
 )
 from umqtt_paho import errors as E
 from umqtt_paho import servercodec as pk
@@ -155,21 +156,12 @@ def test_aio_end_to_end_no_message_lost_through_faulty_links(mosquitto):
     sent = [s for s in sent if s is not None]
     dup_sent = sum(1 for s in sent if s[1])
     wrong_qos = [s for s in sent if s[3] != "aio-e2e/q%d" % s[0]]
-    # QoS 2 duplicates mosquitto causes itself (a PUBLISH re-sent after its own PUBREL,
-    # see test_faults.broker_republished_after_pubrel) are not the client's.
+    # QoS 2 duplicates mosquitto causes itself (a PUBLISH re-sent after its own PUBREL)
+    # are not the client's.
     bad_mids = broker_republished_after_pubrel(mosquitto.log_text(), "aio-e2e-sub")
-    # Each QoS 2 message delivered twice: the packet ids it came with (as the proxy saw
-    # them go to the subscriber); one of them re-sent by the broker after its PUBREL
-    # makes the duplicate the broker's.
-    mids = {}
-    for d, u, _ in sub_proxy.forwarded:
-        if d == DOWN and u[0] >> 4 == pk.PUBLISH:
-            m = parse_publish(u)
-            if m is not None and m[0] == 2:
-                mids.setdefault(m[4], set()).add(m[2])
-    broker_dup2 = sum(v - 1 for n, v in got[2].items()
-                      if v > 1 and mids.get(b"q2-%d" % n, set()) & bad_mids)  # fmt: skip
-    client_dup2 = dups[2] - broker_dup2
+    client_dup2, broker_dup2 = qos2_duplicates(
+        got[2], sub_proxy.forwarded, mosquitto.log_text(), "aio-e2e-sub"
+    )
     report = "\n".join([
         "aio end-to-end through faulty links (seed %d), %.1f s (publishing %.1f s)"
         % (E2E_SEED, time.monotonic() - t_start, t_published - t_start),

@@ -179,6 +179,29 @@ def broker_republished_after_pubrel(log, client_id):
     return bad
 
 
+def qos2_duplicates(got2, forwarded, log, client_id):
+    """(by the client, by the broker) for numbered QoS 2 messages: got2 maps n to how many
+    times payload b"q2-<n>" was delivered. A duplicate is the broker's when one of the
+    packet ids it came with (the PUBLISHes the proxy recorded going DOWN to client_id)
+    is one that mosquitto re-sent after its own PUBREL (broker_republished_after_pubrel);
+    every other duplicate is the client's."""
+    bad = broker_republished_after_pubrel(log, client_id)
+    mids = {}
+    for d, u, _ in forwarded:
+        if d == DOWN and u[0] >> 4 == pk.PUBLISH:
+            m = parse_publish(u)
+            if m is not None and m[0] == 2:
+                mids.setdefault(m[4], set()).add(m[2])
+    client = broker = 0
+    for n, v in got2.items():
+        if v > 1:
+            if mids.get(b"q2-%d" % n, set()) & bad:
+                broker += v - 1
+            else:
+                client += v - 1
+    return client, broker
+
+
 def log_publishes(broker, client_id, direction="Received", qos=None):
     """(dup, qos, mid, topic) of every PUBLISH mosquitto logged from/to client_id."""
     rx = re.compile(

@@ -691,9 +691,8 @@ def test_aio_fault_proof_on_micropython(micropython_129, mp_lib, mosquitto):
     # on MicroPython 1.29's asyncio (smaller: 600 per QoS, 5 tasks).
     from collections import Counter
 
-    from faultproxy import DOWN, FaultProxy
-    from test_faults import PUB_PLAN, SUB_PLAN, broker_republished_after_pubrel, parse_publish
-    from umqtt_paho import servercodec as pk
+    from faultproxy import FaultProxy
+    from test_faults import PUB_PLAN, SUB_PLAN, qos2_duplicates
 
     n = 600
     pub_proxy = FaultProxy(mosquitto.port, seed=11, plan=PUB_PLAN, armed=False).start()
@@ -711,15 +710,8 @@ def test_aio_fault_proof_on_micropython(micropython_129, mp_lib, mosquitto):
         sub_proxy.close()
     got = {1: Counter(dict(r["got1"])), 2: Counter(dict(r["got2"]))}
     lost = {q: n - len([k for k in got[q] if 0 <= k < n]) for q in (1, 2)}
-    bad_mids = broker_republished_after_pubrel(mosquitto.log_text(), "mp-e2e-sub")
-    mids = {}
-    for d, u, _ in sub_proxy.forwarded:
-        if d == DOWN and u[0] >> 4 == pk.PUBLISH:
-            m = parse_publish(u)
-            if m is not None and m[0] == 2:
-                mids.setdefault(m[4], set()).add(m[2])
-    client_dup2 = sum(v - 1 for k, v in got[2].items()
-                      if v > 1 and not mids.get(b"q2-%d" % k, set()) & bad_mids)  # fmt: skip
+    client_dup2, _ = qos2_duplicates(got[2], sub_proxy.forwarded, mosquitto.log_text(),
+                                     "mp-e2e-sub")  # fmt: skip
     print("\nMicroPython aio through faulty links: accepted %s, lost %s, QoS 2 duplicated by "
           "the client %d, raised %s, cuts %d + %d, publishing %d ms"
           % (r["accepted"], lost, client_dup2, r["raised"], pub_proxy.cuts, sub_proxy.cuts,
